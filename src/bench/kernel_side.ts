@@ -1,0 +1,118 @@
+/**
+ * The kernel side of one benchmark: compile a problem's dispatches, bind
+ * its tensors to device buffers, and run the recorded command.
+ */
+import { BridgeError, type Command, type DeviceBuffer, type Pipeline } from "../backend/bridge.ts";
+import type { Backend } from "../backend/select.ts";
+import type { ResolvedTensor, SizedProblem } from "../registry/problem.ts";
+import type { KernelSource } from "../registry/load.ts";
+import type { ScalarDtype } from "../registry/schema.ts";
+import { basename, dirname } from "node:path";
+
+export class KernelSetupError extends Error {
+  override name = "KernelSetupError";
+  constructor(readonly kind: "compile-error" | "invalid-dispatch", message: string) {
+    super(message);
+  }
+}
+
+function scalarBytes(dtype: ScalarDtype, value: number): Uint8Array<ArrayBuffer> {
+  switch (dtype) {
+    case "uint32":
+      return new Uint8Array(Uint32Array.of(value).buffer);
+    case "int32":
+      return new Uint8Array(Int32Array.of(value).buffer);
+    case "float32":
+      return new Uint8Array(Float32Array.of(value).buffer);
+    case "float16":
+      return new Uint8Array(Float16Array.of(value).buffer);
+  }
+}
+
+/** 0xFF bytes: NaN in every float dtype, so unwritten outputs never pass. */
+export function poison(length: number): Uint8Array<ArrayBuffer> {
+  return new Uint8Array(length).fill(0xff);
+}
+
+export interface PreparedKernel {
+  pipelines: Map<string, Pipeline>;
+  buffers: Map<string, DeviceBuffer>;
+  command: Command;
+  compileMs: number;
+  tensors: ResolvedTensor[];
+  free(): void;
+}
+
+export async function prepareKernel(
+  backend: Backend,
+  problem: SizedProblem,
+  source: KernelSource,
+): Promise<PreparedKernel> {
+  const pipelines = new Map<string, Pipeline>();
+  const buffers = new Map<string, DeviceBuffer>();
+  const freeAll = () => {
+    for (const p of pipelines.values()) p.free();
+    for (const b of buffers.values()) b.free();
+  };
+  const started = performance.now();
+  try {
+    for (const d of problem.dispatches) {
+      if (pipelines.has(d.function)) continue;
+      try {
+        pipelines.set(
+          d.function,
+          await backend.bridge.compile(source.text, d.function, {
+            source_name: basename(source.path),
+            include_dir: dirname(source.path),
+          }),
+        );
+      } catch (e) {
+        if (e instanceof BridgeError && (e.status === "compile" || e.status === "argument")) {
+          throw new KernelSetupError("compile-error", e.message);
+        }
+        throw e;
+      }
+    }
+    const compileMs = performance.now() - started;
+
+    const tensors = [...problem.inputs, ...problem.outputs, ...problem.intermediates];
+    for (const t of tensors) buffers.set(t.name, backend.bridge.buffer(Math.max(t.bytes, 16)));
+
+    const command = backend.bridge.command();
+    try {
+      for (const d of problem.dispatches) {
+        const pipeline = pipelines.get(d.function)!;
+        const max = pipeline.facts().maxTotalThreadsPerThreadgroup;
+        const threads = d.threadgroup[0] * d.threadgroup[1] * d.threadgroup[2];
+        if (threads > max) {
+          throw new KernelSetupError(
+            "invalid-dispatch",
+            `${d.function}: threadgroup of ${threads} threads exceeds the pipeline's limit of ${max}`,
+          );
+        }
+        command.setPipeline(pipeline);
+        for (const b of d.buffers) command.setBuffer(b.index, buffers.get(b.tensor)!);
+        for (const s of d.scalars) command.setBytes(s.index, scalarBytes(s.dtype, s.value));
+        for (const m of d.threadgroupMemory) command.setThreadgroupMemory(m.index, m.bytes);
+        command.dispatch(d.mode, d.grid, d.threadgroup);
+      }
+    } catch (e) {
+      command.free();
+      throw e;
+    }
+    return {
+      pipelines,
+      buffers,
+      command,
+      compileMs,
+      tensors,
+      free() {
+        command.free();
+        freeAll();
+      },
+    };
+  } catch (e) {
+    freeAll();
+    throw e;
+  }
+}

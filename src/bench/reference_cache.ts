@@ -1,0 +1,45 @@
+/**
+ * Reference outputs are a pure function of (reference source, problem at
+ * its size, seed), so they are cached on disk: a `--metal` run then checks
+ * correctness without starting Python, when an earlier paired run left the
+ * answer here.
+ */
+import { join } from "node:path";
+import { atomicWriteBytes } from "../store/files.ts";
+import type { SizedProblem } from "../registry/problem.ts";
+import { sha256Hex } from "../util/hash.ts";
+
+export async function referenceKey(
+  referenceSource: string,
+  problem: SizedProblem,
+  seed: number,
+): Promise<string> {
+  const shape = {
+    sizes: problem.sizes,
+    init: problem.init,
+    inputs: problem.inputs.map((t) => [t.name, t.shape, t.dtype, t.init]),
+    outputs: problem.outputs.map((t) => [t.name, t.shape, t.dtype]),
+  };
+  return await sha256Hex(JSON.stringify([referenceSource, shape, seed]));
+}
+
+export class ReferenceCache {
+  constructor(readonly dir: string) {}
+
+  #path(key: string, output: string) {
+    return join(this.dir, key.slice(0, 2), key, `${output}.bin`);
+  }
+
+  /** The cached outputs in order, or undefined when any is missing. */
+  async get(key: string, outputs: string[]): Promise<Uint8Array<ArrayBuffer>[] | undefined> {
+    try {
+      return await Promise.all(outputs.map((o) => Deno.readFile(this.#path(key, o))));
+    } catch {
+      return undefined;
+    }
+  }
+
+  async put(key: string, outputs: { name: string; bytes: Uint8Array }[]): Promise<void> {
+    for (const o of outputs) await atomicWriteBytes(this.#path(key, o.name), o.bytes);
+  }
+}

@@ -1,0 +1,133 @@
+/**
+ * The terminal report of one run, laid out as the seed's, and saying
+ * plainly when the backend is the simulator (CPU timings, not GPU).
+ */
+import type { RunRecord } from "../store/schema.ts";
+import { TARGETS } from "../store/schema.ts";
+
+const ms = (ns: number) => {
+  const v = ns / 1e6;
+  return v >= 100 ? v.toFixed(1) : v >= 1 ? v.toFixed(3) : v.toFixed(4);
+};
+
+const fixed = (
+  v: number | null,
+  d: number,
+  unit = "",
+) => (v === null ? "—" : `${v.toFixed(d)}${unit}`);
+
+function scoreCell(v: number | null): string {
+  if (v === null) return "—";
+  return Math.abs(v) >= 100 ? v.toFixed(2) : v.toFixed(3);
+}
+
+export function renderReport(r: RunRecord): string {
+  const sim = r.backend === "sim" && r.mode !== "mlx";
+  const headline = r.scores[r.target];
+  const out: string[] = [];
+  const row = (k: string, v: string) => out.push(`${k.padEnd(12)}: ${v}`);
+
+  out.push(
+    `${r.kernel}  target=${r.target} score=${scoreCell(headline)}${
+      sim ? "   [SIMULATOR — CPU timings, not GPU]" : ""
+    }`,
+  );
+  if (r.mode !== "mlx") {
+    row(
+      "device",
+      `${r.device.name}${r.device.chip ? ` (${r.device.chip})` : ""} · bucket ${r.bucket}`,
+    );
+  }
+  if (r.pipelines.length) {
+    const p = r.pipelines;
+    const tg = Math.max(...p.map((x) => x.staticThreadgroupMemoryLength));
+    row(
+      "occupancy",
+      `tg_mem=${(tg / 1024).toFixed(tg && tg < 1024 ? 2 : 0)}KB max_thr/tg=${
+        Math.min(...p.map((x) => x.maxTotalThreadsPerThreadgroup))
+      } simd=${p[0].threadExecutionWidth}${p.length > 1 ? ` · ${p.length} kernels` : ""}`,
+    );
+  }
+  row(
+    "size",
+    `${r.settings.size} (${Object.entries(r.sizes).map(([k, v]) => `${k}=${v}`).join(", ")})`,
+  );
+
+  const c = r.correctness;
+  const mark = c.status === "correct"
+    ? "✓ correct"
+    : c.status === "unchecked"
+    ? "? unchecked"
+    : `✗ ${c.status}`;
+  const errs = c.trials.length
+    ? ` max_abs=${c.maxAbsError.toExponential(3)} max_rel=${
+      c.maxRelError.toExponential(3)
+    } within_tol=${(100 * c.withinFraction).toFixed(2)}%`
+    : "";
+  row("correctness", `${mark}${errs}`);
+  if (c.status !== "correct") row("", c.detail);
+  else {row(
+      "",
+      `${c.trials.length} checks (${r.settings.trials} seeds from ${r.settings.seed}, NaN-poisoned outputs, re-checked after timing)`,
+    );}
+
+  const clk = r.settings.clock;
+  if (r.kernelTiming || r.mlxTiming) row("clock", clk.description);
+  if (r.metrics.speedup !== null) {
+    row("speedup", `${r.metrics.speedup.toFixed(2)}× vs MLX (same clock)`);
+  }
+  if (r.kernelTiming) {
+    const w = r.kernelTiming.wall;
+    row(
+      "kernel",
+      `${ms(w.median)} ms (min ${ms(w.min)}, mean ${ms(w.mean)}, p90 ${ms(w.p90)}, sd ${
+        ms(w.stddev)
+      }, n=${w.n})`,
+    );
+    const d = r.kernelTiming.device;
+    row(
+      sim ? "kernel cpu" : "kernel gpu",
+      `${ms(d.median)} ms (min ${ms(d.min)}, p90 ${ms(d.p90)})${
+        sim ? " simulator execution time" : " GPU timestamps"
+      }`,
+    );
+  }
+  if (r.mlxTiming) {
+    const w = r.mlxTiming.wall;
+    row(
+      "mlx ref",
+      `${ms(w.median)} ms (min ${ms(w.min)}, mean ${ms(w.mean)}, p90 ${
+        ms(w.p90)
+      }, n=${w.n}) on ${r.mlxTiming.device}`,
+    );
+  }
+  if (r.kernelTiming) {
+    const m = r.metrics;
+    const pct = (v: number | null) => (v === null ? "" : ` (${v.toFixed(1)}% of peak)`);
+    row("compute", `${fixed(m.gflops, 1)} GFLOPS${pct(m.peakComputePct)}${sim ? " [CPU]" : ""}`);
+    row("bandwidth", `${fixed(m.gbps, 1)} GB/s${pct(m.peakBandwidthPct)}${sim ? " [CPU]" : ""}`);
+    row(
+      "arith int.",
+      `${m.arithmeticIntensity.toFixed(2)} FLOPs/byte${m.roofline ? ` · ${m.roofline}` : ""}`,
+    );
+    row("stability", `${fixed(r.scores.stable, 2)} (1 − (p90 − p10)/median)`);
+  }
+  if (r.coldStart) {
+    const cs = r.coldStart;
+    row(
+      "cold start",
+      `compile ${fixed(cs.compileMs, 1, " ms")}, first run ${
+        fixed(cs.firstRunMs, 3, " ms")
+      }, MLX first call ${fixed(cs.mlxFirstCallMs, 3, " ms")}`,
+    );
+  }
+  if (r.error && r.correctness.status !== "incorrect") row("error", r.error.message);
+
+  if (r.kernelTiming) {
+    out.push("", "target     score", "---------- ----------");
+    for (const t of TARGETS) {
+      out.push(`${t.padEnd(10)} ${scoreCell(r.scores[t])}${t === r.target ? "  ←" : ""}`);
+    }
+  }
+  return out.join("\n");
+}

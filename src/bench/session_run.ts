@@ -1,0 +1,89 @@
+/**
+ * A benchmark session: several problems benchmarked with one backend and
+ * one MLX worker (a `--all` run pays Python start-up and MLX import once),
+ * each result stored as it completes, and a summary at the end.
+ */
+import type { Problem } from "../registry/load.ts";
+import type { Workspace } from "../registry/workspace.ts";
+import { appendRun } from "../store/results.ts";
+import { describeUpdate, offerRun } from "../store/session.ts";
+import { writeSessionDocs } from "../store/markdown.ts";
+import type { RunRecord } from "../store/schema.ts";
+import { type BenchContext, benchmark, type BenchOptions } from "./run.ts";
+import { fastP } from "./scores.ts";
+import { geomean } from "./stats.ts";
+
+export interface SessionOptions extends BenchOptions {
+  /** Write results/ and offer runs to session.json. */
+  save: boolean;
+}
+
+export interface Summary {
+  problems: number;
+  correct: number;
+  incorrect: number;
+  faulted: number;
+  compileErrors: number;
+  unchecked: number;
+  fastP: Record<string, number>;
+  geomeanSpeedup: number | null;
+}
+
+export function summarizeRuns(runs: RunRecord[]): Summary {
+  const status = (s: string) => runs.filter((r) => r.correctness.status === s).length;
+  const judged = runs.map((r) => ({
+    correct: r.correctness.status === "correct",
+    speedup: r.metrics.speedup,
+  }));
+  const speedups = runs
+    .filter((r) => r.correctness.status === "correct" && r.metrics.speedup !== null)
+    .map((r) => r.metrics.speedup!);
+  const g = geomean(speedups);
+  return {
+    problems: runs.length,
+    correct: status("correct"),
+    incorrect: status("incorrect"),
+    faulted: status("fault"),
+    compileErrors: status("compile-error"),
+    unchecked: status("unchecked"),
+    fastP: Object.fromEntries([0, 1, 1.5, 2].map((p) => [`fast_${p}`, fastP(judged, p)])),
+    geomeanSpeedup: Number.isFinite(g) ? g : null,
+  };
+}
+
+export interface SessionEvents {
+  onStart?(problem: Problem, index: number, total: number): void;
+  onResult?(record: RunRecord, index: number, total: number, elapsedMs: number): void;
+  /** A line for stderr: session.json updates, notes. */
+  onNote?(line: string): void;
+}
+
+export async function runSession(
+  ctx: BenchContext,
+  workspace: Workspace,
+  problems: Problem[],
+  opts: SessionOptions,
+  events: SessionEvents = {},
+): Promise<RunRecord[]> {
+  const records: RunRecord[] = [];
+  for (const [i, problem] of problems.entries()) {
+    events.onStart?.(problem, i, problems.length);
+    const started = performance.now();
+    const { record, sourceText } = await benchmark(ctx, problem, opts);
+    records.push(record);
+    if (opts.save && record.mode !== "mlx") {
+      await appendRun(workspace.resultsDir, record);
+      if (sourceText !== null) {
+        const update = await offerRun(
+          workspace.sessionPath,
+          record,
+          sourceText,
+          (session) => writeSessionDocs(session, workspace),
+        );
+        events.onNote?.(describeUpdate(record.bucket, record.kernel, update));
+      }
+    }
+    events.onResult?.(record, i, problems.length, performance.now() - started);
+  }
+  return records;
+}

@@ -1,0 +1,201 @@
+/**
+ * `metalbench <kernel...>`: pick the problems, open the backend and the MLX
+ * worker once, run the session, print reports (or JSON) and the summary.
+ */
+import { join } from "node:path";
+import { closest } from "fastest-levenshtein";
+import { type Backend, type BackendKind, defaultBackend, openBackend } from "../backend/select.ts";
+import { loadRegistry, type Problem, problemsInOrder } from "../registry/load.ts";
+import { chooseWorkspace } from "../registry/workspace.ts";
+import { MlxReference } from "../bench/reference_mlx.ts";
+import { ReferenceCache } from "../bench/reference_cache.ts";
+import { runSession, summarizeRuns, type Summary } from "../bench/session_run.ts";
+import type { BenchContext, RunMode } from "../bench/run.ts";
+import { renderReport } from "../bench/report.ts";
+import { withLock } from "../store/files.ts";
+import { readSession } from "../store/session.ts";
+import type { Clock, RunRecord, Target } from "../store/schema.ts";
+import { cacheHome } from "../util/paths.ts";
+import { CliError, EXIT } from "./exit_codes.ts";
+import type { ProblemSet } from "../registry/schema.ts";
+
+export interface BenchFlags {
+  all?: true;
+  set?: ProblemSet;
+  mlx?: true;
+  metal?: true;
+  session: boolean;
+  target: Target;
+  backend?: BackendKind;
+  size?: "bench" | "test";
+  iters?: number;
+  warmup?: number;
+  batch?: number;
+  clock: "batched" | "per-launch";
+  trials: number;
+  seed: number;
+  coldStart?: true;
+  variant?: string;
+  timeout?: number;
+  json?: true;
+  workspace?: string;
+}
+
+/** Defaults per backend: the simulator is a CPU, so it runs the small size, fewer times. */
+const DEFAULTS = {
+  metal: { size: "bench", warmup: 10, iters: 100, batch: 10 },
+  sim: { size: "test", warmup: 2, iters: 20, batch: 5 },
+} as const;
+
+/** The machine-wide lock that keeps two runs from timing at once. */
+export const TIMING_LOCK = Deno.env.get("METALBENCH_TIMING_LOCK") ?? "/tmp/metalbench-timing.lock";
+
+function selectProblems(all: Problem[], names: string[], flags: BenchFlags): Problem[] {
+  if (flags.all) return all;
+  if (flags.set) return all.filter((p) => p.set === flags.set);
+  if (!names.length) {
+    throw new CliError(
+      "name a kernel to benchmark, or use --all (list them with: metalbench list)",
+      EXIT.USAGE,
+    );
+  }
+  const byName = new Map(all.map((p) => [p.name, p]));
+  return names.map((n) => {
+    const p = byName.get(n);
+    if (p) return p;
+    const known = [...byName.keys()];
+    const near = known.filter((k) => k.includes(n) || n.includes(k));
+    const suggestions = [...new Set([closest(n, known), ...near])].slice(0, 3);
+    throw new CliError(
+      `unknown kernel '${n}'; did you mean ${
+        suggestions.map((s) => `'${s}'`).join(" or ")
+      }? (metalbench list shows all)`,
+      EXIT.USAGE,
+    );
+  });
+}
+
+function clockOf(flags: BenchFlags, batch: number, backend: BackendKind | null): Clock {
+  const side = backend === "sim" ? "simulator run (CPU)" : "command buffer";
+  if (flags.clock === "per-launch") {
+    return {
+      mode: "per-launch",
+      batch: 1,
+      description:
+        `per-launch wall: one launch then one wait, both sides (kernel: ${side}; MLX: call + mx.eval)`,
+    };
+  }
+  return {
+    mode: "batched",
+    batch,
+    description:
+      `batched wall: ${batch} launches then one wait, ÷${batch}, both sides (kernel: ${side}; MLX: ${batch} calls + one mx.eval)`,
+  };
+}
+
+function progressLine(r: RunRecord, i: number, total: number, ms: number): string {
+  const c = r.correctness.status;
+  const mark = c === "correct" ? "✓" : c === "unchecked" ? "?" : "✗";
+  const speed = r.metrics.speedup !== null ? ` ${r.metrics.speedup.toFixed(2)}×` : "";
+  const why = c === "correct" || c === "unchecked" ? "" : ` ${c}: ${r.correctness.detail}`;
+  return `[${i + 1}/${total}] ${r.kernel.padEnd(24)} ${mark}${speed}${why} (${
+    (ms / 1000).toFixed(1)
+  } s)`;
+}
+
+export function renderSummary(s: Summary, sim: boolean): string {
+  const pct = (v: number) => `${(100 * v).toFixed(0)}%`;
+  return [
+    "",
+    `summary: ${s.correct}/${s.problems} correct` +
+    (s.incorrect ? `, ${s.incorrect} incorrect` : "") +
+    (s.faulted ? `, ${s.faulted} faulted` : "") +
+    (s.compileErrors ? `, ${s.compileErrors} did not compile` : "") +
+    (s.unchecked ? `, ${s.unchecked} unchecked` : ""),
+    `fast_p  : ${Object.entries(s.fastP).map(([k, v]) => `${k}=${pct(v)}`).join("  ")}`,
+    `speedup : geometric mean ${
+      s.geomeanSpeedup === null ? "—" : `${s.geomeanSpeedup.toFixed(2)}×`
+    } over correct kernels${sim ? " (simulator: CPU timings, not GPU)" : ""}`,
+  ].join("\n");
+}
+
+export async function benchCommand(names: string[], flags: BenchFlags): Promise<number> {
+  if (flags.mlx && flags.metal) {
+    throw new CliError("--mlx and --metal exclude each other", EXIT.USAGE);
+  }
+  const workspace = chooseWorkspace(flags.workspace);
+  const registry = loadRegistry(workspace);
+  const problems = selectProblems(problemsInOrder(registry), names, flags);
+  const mode: RunMode = flags.mlx ? "mlx" : flags.metal ? "metal" : "paired";
+  const kind = flags.backend ?? defaultBackend();
+  const d = DEFAULTS[kind];
+  const batch = flags.batch ?? d.batch;
+  // Refuse a corrupt session.json before spending any time on benchmarks.
+  if (flags.session && mode !== "mlx") await readSession(workspace.sessionPath);
+
+  let backend: Backend | null = null;
+  let reference: MlxReference | null = null;
+  const workDir = await Deno.makeTempDir({ prefix: "metalbench-" });
+  const cleanup = async () => {
+    backend?.close();
+    backend = null;
+    await reference?.close().catch(() => {});
+    reference = null;
+    await Deno.remove(workDir, { recursive: true }).catch(() => {});
+  };
+  const onSigint = () => {
+    console.error("\nmetalbench: interrupted");
+    cleanup().finally(() => Deno.exit(EXIT.INTERRUPTED));
+  };
+  Deno.addSignalListener("SIGINT", onSigint);
+  try {
+    if (mode !== "mlx") backend = await openBackend({ kind, timeoutMs: flags.timeout });
+    if (mode !== "metal") reference = await MlxReference.start();
+    const ctx: BenchContext = {
+      backend,
+      reference,
+      referenceCache: new ReferenceCache(join(cacheHome(), "reference")),
+      workDir,
+      withTimingLock: (fn) => withLock(TIMING_LOCK, fn),
+    };
+    const many = problems.length > 1;
+    const records = await runSession(ctx, workspace, problems, {
+      mode,
+      size: flags.size ?? d.size,
+      seed: flags.seed,
+      trials: flags.trials,
+      warmup: flags.warmup ?? d.warmup,
+      iters: flags.iters ?? d.iters,
+      clock: clockOf(flags, batch, mode === "mlx" ? null : kind),
+      coldStart: flags.coldStart ?? false,
+      target: flags.target,
+      variant: flags.variant,
+      save: flags.session,
+    }, {
+      onStart: (p, i, n) => {
+        if (many && !flags.json) console.error(`[${i + 1}/${n}] ${p.name} …`);
+      },
+      onResult: (r, i, n, ms) => {
+        if (flags.json) return;
+        if (many) console.error(progressLine(r, i, n, ms));
+        else console.log(renderReport(r));
+      },
+      onNote: (line) => console.error(line),
+    });
+    const summary = summarizeRuns(records);
+    if (flags.json) {
+      console.log(JSON.stringify({ runs: records, summary }, null, 2));
+    } else if (many) {
+      for (const r of records) console.log(renderReport(r), "\n");
+      console.log(renderSummary(summary, kind === "sim" && mode !== "mlx"));
+    }
+    const failed = records.some((r) =>
+      ["incorrect", "fault", "compile-error"].includes(r.correctness.status)
+    );
+    const refFailed = records.some((r) => r.error?.kind === "reference");
+    return failed || refFailed ? EXIT.KERNEL_FAILED : EXIT.OK;
+  } finally {
+    Deno.removeSignalListener("SIGINT", onSigint);
+    await cleanup();
+  }
+}

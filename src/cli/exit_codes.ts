@@ -1,0 +1,36 @@
+/**
+ * Exit codes scripts can rely on (also in the README and `--help`).
+ */
+export const EXIT = {
+  /** Everything ran and every kernel checked was correct. */
+  OK: 0,
+  /** A kernel was incorrect, faulted, timed out or did not compile. */
+  KERNEL_FAILED: 1,
+  /** Bad command line: unknown kernel, bad flag value. */
+  USAGE: 2,
+  /** The environment is not ready: Python/MLX, clang, bridge, device. */
+  ENVIRONMENT: 3,
+  /** A workspace file is invalid: registry entry, session.json, results file. */
+  DATA: 4,
+  /** A bug in MetalBench itself. */
+  INTERNAL: 70,
+  /** Interrupted (Ctrl-C). */
+  INTERRUPTED: 130,
+} as const;
+
+export const EXIT_CODES_HELP = `Exit codes:
+  0    ok: every kernel run was correct
+  1    a kernel was incorrect, faulted, timed out or did not compile
+  2    usage error (unknown kernel, bad option)
+  3    environment not ready (Python/MLX, clang, bridge, device): see metalbench doctor
+  4    invalid workspace file (registry, session.json, results), left untouched
+  70   internal error
+  130  interrupted`;
+
+/** An error that ends the program with a one-line message and an exit code. */
+export class CliError extends Error {
+  override name = "CliError";
+  constructor(message: string, readonly code: number, readonly fix?: string) {
+    super(message);
+  }
+}

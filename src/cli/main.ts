@@ -1,0 +1,150 @@
+/**
+ * The command line: `metalbench <kernel...>` benchmarks, plus list, doctor,
+ * setup and docs. Parsing and wiring only; the work is in the rooms below.
+ */
+import { Command, InvalidArgumentError, Option } from "@commander-js/extra-typings";
+import { CliError, EXIT, EXIT_CODES_HELP } from "./exit_codes.ts";
+import { benchCommand } from "./bench_command.ts";
+import { listCommand } from "./list_command.ts";
+import { doctorCommand } from "./doctor_command.ts";
+import { setupCommand } from "./setup_command.ts";
+import { docsCommand } from "./docs_command.ts";
+import { TARGETS } from "../store/schema.ts";
+import { PROBLEM_SETS } from "../registry/schema.ts";
+import { VERSION } from "../version.ts";
+import { errorToExit } from "./errors.ts";
+
+function intOption(min: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min) {
+      throw new InvalidArgumentError(`expected an integer ≥ ${min}, got '${value}'`);
+    }
+    return n;
+  };
+}
+
+export function buildProgram(setExit: (code: number) => void = () => {}) {
+  const program = new Command()
+    .name("metalbench")
+    .version(VERSION)
+    .description(
+      "Benchmark hand-written Metal compute kernels against MLX references.\n" +
+        "On Linux the kernels run on the MSL simulator (CPU timings, for correctness).",
+    )
+    .argument("[kernels...]", "problems to benchmark (see: metalbench list)")
+    .option("--all", "benchmark every problem of the registry")
+    .addOption(
+      new Option("--set <set>", "benchmark every problem of one set").choices(PROBLEM_SETS),
+    )
+    .option("--mlx", "time the MLX reference only")
+    .option("--metal", "run the kernel only (no Python; correctness from cached reference outputs)")
+    .option("--no-session", "write neither results/ nor session.json")
+    .addOption(
+      new Option("--target <target>", "the headline score").choices(TARGETS).default("speed"),
+    )
+    .addOption(
+      new Option(
+        "--backend <backend>",
+        "where kernels run (default: metal on Apple Silicon, else sim)",
+      ).choices(["metal", "sim"] as const),
+    )
+    .addOption(
+      new Option("--size <size>", "problem size (default: bench on metal, test on sim)").choices(
+        ["bench", "test"] as const,
+      ),
+    )
+    .option("--iters <n>", "timed samples", intOption(1))
+    .option("--warmup <n>", "untimed samples first", intOption(0))
+    .option("--batch <k>", "launches per sample for the batched clock", intOption(1))
+    .addOption(
+      new Option("--clock <clock>", "batched: K launches then one wait; per-launch: one wait each")
+        .choices(["batched", "per-launch"] as const).default("batched" as const),
+    )
+    .option("--trials <n>", "correctness trials, each with fresh inputs", intOption(1), 3)
+    .option("--seed <n>", "seed of the first trial's inputs", intOption(0), 0)
+    .option(
+      "--cold-start",
+      "also measure first-launch latency (compile, first run, first MLX call)",
+    )
+    .option(
+      "--variant <chip>",
+      "use the kernel variant for this chip (e.g. m4) instead of the detected one",
+    )
+    .option("--timeout <ms>", "simulator: per-dispatch time limit", intOption(1))
+    .option("--json", "print the run records and summary as JSON on stdout")
+    .option("--workspace <dir>", "the workspace (default: the one around the current folder)")
+    .addHelpText("after", `\n${EXIT_CODES_HELP}`)
+    .showSuggestionAfterError()
+    .enablePositionalOptions()
+    .action(async (kernels, opts) => {
+      setExit(await benchCommand(kernels, opts));
+    });
+
+  program
+    .command("list")
+    .description("list the problems, their sets and per-chip variants")
+    .addOption(new Option("--set <set>", "only this set").choices(PROBLEM_SETS))
+    .option("--json", "as JSON")
+    .option("--workspace <dir>", "the workspace")
+    .action(async (opts) => {
+      setExit(await listCommand(opts));
+    });
+
+  program
+    .command("doctor")
+    .description("check every prerequisite and print the exact fix for each missing one")
+    .addOption(new Option("--backend <backend>").choices(["metal", "sim"] as const))
+    .action(async (opts) => {
+      setExit(await doctorCommand(opts));
+    });
+
+  program
+    .command("setup")
+    .description("create the Python environment with MLX and numpy, and build the bridge if needed")
+    .option("--quiet", "print nothing when everything is ready")
+    .action(async (opts) => {
+      setExit(await setupCommand(opts));
+    });
+
+  program
+    .command("docs")
+    .description("regenerate best_times.md, LINK.md and KERNELS.md")
+    .option("--workspace <dir>", "the workspace")
+    .action(async (opts) => {
+      setExit(await docsCommand(opts));
+    });
+
+  return program;
+}
+
+export type BenchFlags = ReturnType<ReturnType<typeof buildProgram>["opts"]>;
+
+/** Run the CLI; returns the exit code. */
+export async function main(args: string[]): Promise<number> {
+  let exitCode: number = EXIT.OK;
+  const program = buildProgram((code) => (exitCode = code));
+  program.exitOverride();
+  program.configureOutput({
+    writeErr: (s) => Deno.stderr.writeSync(new TextEncoder().encode(s)),
+    writeOut: (s) => Deno.stdout.writeSync(new TextEncoder().encode(s)),
+  });
+  try {
+    await program.parseAsync(args, { from: "user" });
+    return exitCode;
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    if (typeof code === "string" && code.startsWith("commander.")) {
+      // Help and version exit 0; commander already printed the message.
+      return code === "commander.helpDisplayed" || code === "commander.version" ||
+          code === "commander.help"
+        ? EXIT.OK
+        : EXIT.USAGE;
+    }
+    if (e instanceof CliError) {
+      console.error(`metalbench: ${e.message}${e.fix ? `\n  fix: ${e.fix}` : ""}`);
+      return e.code;
+    }
+    return errorToExit(e);
+  }
+}

@@ -1,0 +1,24 @@
+/**
+ * `metalbench setup`: make this machine ready: the Python environment with
+ * MLX and numpy, and (running from source) the bridge library.
+ */
+import { existsSync } from "node:fs";
+import { defaultBackend, openBackend, sourceBridgeFiles } from "../backend/select.ts";
+import { ensurePythonEnv } from "../reference/python_env.ts";
+import { EXIT } from "./exit_codes.ts";
+
+export async function setupCommand(opts: { quiet?: true }): Promise<number> {
+  const log = (line: string) => console.error(line);
+  const kind = defaultBackend();
+  if (!existsSync(sourceBridgeFiles(kind).library)) {
+    // Opening builds the bridge from source when it is missing, and proves it works.
+    (await openBackend({ kind })).close();
+  }
+  const env = await ensurePythonEnv({ install: true, log });
+  if (!opts.quiet) {
+    console.error(
+      `metalbench: ready (backend ${kind}; Python ${env.python} at ${env.path}, mlx ${env.mlx})`,
+    );
+  }
+  return EXIT.OK;
+}

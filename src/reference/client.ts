@@ -1,0 +1,412 @@
+/**
+ * MlxWorker: the client of the long-lived MLX worker process (worker.py).
+ * The wire protocol is described and typed in protocol.ts.
+ *
+ *   await using mlx = await MlxWorker.start();
+ *   await mlx.load("common/relu", "references/common/relu.py", problem.init);
+ *   await mlx.run("common/relu", inputs, outputs);
+ *   const t = await mlx.time("common/relu", inputs, { mode: "batched", batch: 64, warmup: 5, samples: 100 });
+ *
+ * Requests go one at a time (concurrent calls queue). A failure of the
+ * problem is an MlxError and the worker stays usable; a failure of the
+ * process (it died, it timed out, it spoke nonsense) is a WorkerError and the
+ * worker is gone; a Python that cannot run it is a SetupError.
+ */
+import type { z } from "zod";
+import type { Dtype } from "../registry/schema.ts";
+import { readLines } from "./lines.ts";
+import {
+  Cold,
+  Empty,
+  Envelope,
+  Failure,
+  type FailureKind,
+  Hello,
+  Loaded,
+  type ProducedTensor,
+  PROTOCOL_VERSION,
+  Ran,
+  type TensorRef,
+  Timing,
+} from "./protocol.ts";
+import {
+  MIN_PYTHON,
+  packagesMissing,
+  type PythonChoice,
+  pythonNotRunnable,
+  pythonTooOld,
+  resolvePython,
+  spawnFailure,
+  versionAtLeast,
+} from "./python_env.ts";
+
+/** A failure of one problem (load, inputs, the model, its outputs); the worker lives on. */
+export class MlxError extends Error {
+  override name = "MlxError";
+  constructor(
+    readonly kind: FailureKind | "mismatch",
+    message: string,
+    readonly traceback = "",
+    readonly file = "",
+  ) {
+    super(message);
+  }
+}
+
+/** A failure of the worker process itself; it is no longer usable. */
+export class WorkerError extends Error {
+  override name = "WorkerError";
+  constructor(
+    readonly reason: "died" | "timeout" | "protocol" | "closed",
+    message: string,
+    readonly stderrTail = "",
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * The worker's source text. Always read through this one function, so that
+ * `deno run` exercises the path a compiled binary takes (there worker.py is
+ * embedded with `deno compile --include src/reference/worker.py`).
+ */
+export async function workerScript(): Promise<string> {
+  const url = new URL("./worker.py", import.meta.url);
+  if (url.protocol === "file:") return await Deno.readTextFile(url);
+  const res = await fetch(url);
+  if (!res.ok) throw new Error(`cannot fetch the MLX worker script ${url}: ${res.status}`);
+  return await res.text();
+}
+
+export interface StartOptions {
+  /** The interpreter; default: resolvePython() (METALBENCH_PYTHON, managed venv, python3). */
+  python?: string | PythonChoice;
+  /** Default time limit of one request, in ms (default 120 s). On expiry the worker is killed. */
+  timeoutMs?: number;
+  /** Time limit for start-up, MLX import included (default 60 s). */
+  startTimeoutMs?: number;
+  /** Extra environment variables for the worker. */
+  env?: Record<string, string>;
+  /** The worker's working directory (default: ours); relative tensor paths resolve from it. */
+  cwd?: string;
+  /** Each line the worker writes to stderr (a model's print() included). */
+  onStderr?: (line: string) => void;
+}
+
+/** Where to write an output, and (optionally) what the registry says it must be. */
+export interface OutputSpec {
+  path: string;
+  name?: string;
+  dtype?: Dtype;
+  shape?: readonly number[];
+}
+
+export type TimeOptions =
+  & { warmup: number; samples: number; timeoutMs?: number }
+  & ({ mode: "batched"; batch: number } | { mode: "per-launch" });
+
+interface Pending {
+  id: number;
+  what: string;
+  resolve: (raw: Record<string, unknown>) => void;
+  reject: (e: Error) => void;
+}
+
+const STDERR_LINES = 50;
+const encoder = new TextEncoder();
+
+export class MlxWorker {
+  readonly #child: Deno.ChildProcess;
+  readonly #stdin: WritableStreamDefaultWriter<Uint8Array>;
+  readonly #timeoutMs: number;
+  readonly #stderr: string[] = [];
+  readonly #readers: Promise<void>[];
+  #pending: Pending | null = null;
+  #dead: WorkerError | null = null;
+  #closing = false;
+  #queue: Promise<unknown> = Promise.resolve();
+  #nextId = 1;
+  #hello: Hello | null = null;
+
+  private constructor(
+    child: Deno.ChildProcess,
+    readonly python: PythonChoice,
+    options: StartOptions,
+  ) {
+    this.#child = child;
+    this.#stdin = child.stdin.getWriter();
+    this.#timeoutMs = options.timeoutMs ?? 120_000;
+    const stderrDone = this.#readStderr(child.stderr, options.onStderr);
+    this.#readers = [this.#readStdout(child.stdout, stderrDone), stderrDone];
+  }
+
+  /** Spawn the worker and wait for its hello. */
+  static async start(options: StartOptions = {}): Promise<MlxWorker> {
+    const python: PythonChoice = typeof options.python === "string"
+      ? { path: options.python, source: "option" }
+      : options.python ?? resolvePython();
+    const script = await workerScript();
+    let child: Deno.ChildProcess;
+    try {
+      child = new Deno.Command(python.path, {
+        args: ["-c", script],
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "piped",
+        env: options.env,
+        cwd: options.cwd,
+      }).spawn();
+    } catch (e) {
+      throw pythonNotRunnable(python, spawnFailure(e));
+    }
+    const worker = new MlxWorker(child, python, options);
+    try {
+      const hello = await worker.#request("hello", {}, Hello, options.startTimeoutMs ?? 60_000);
+      if (!versionAtLeast(hello.python, MIN_PYTHON)) throw pythonTooOld(python, hello.python);
+      if (hello.protocol !== PROTOCOL_VERSION) {
+        throw new WorkerError(
+          "protocol",
+          `MLX worker speaks protocol ${hello.protocol}, this client ${PROTOCOL_VERSION}`,
+        );
+      }
+      worker.#hello = hello;
+      return worker;
+    } catch (e) {
+      await worker.close();
+      if (e instanceof MlxError && e.kind === "setup") throw packagesMissing(python, e.message);
+      // Python itself failed before speaking the protocol (e.g. not a Python at all).
+      if (e instanceof WorkerError && e.reason === "died") {
+        throw pythonNotRunnable(python, e.message);
+      }
+      throw e;
+    }
+  }
+
+  /** Versions, device, platform and clock, as the worker reported them at start. */
+  get hello(): Hello {
+    return this.#hello!;
+  }
+
+  /** The last lines the worker wrote to stderr. */
+  stderrTail(): string {
+    return this.#stderr.join("\n");
+  }
+
+  /** Import `path` in isolation and construct Model(**init) as problem `problem`. */
+  load(
+    problem: string,
+    path: string,
+    init: Record<string, number | string | boolean> = {},
+    options: { seed?: number; timeoutMs?: number } = {},
+  ): Promise<Loaded> {
+    const body = { problem, path, init, seed: options.seed ?? 0 };
+    return this.#request("load", body, Loaded, options.timeoutMs, problem);
+  }
+
+  async unload(problem: string): Promise<void> {
+    await this.#request("unload", { problem }, Empty, undefined, problem);
+  }
+
+  /**
+   * Run once on `inputs` (registry order) and write each output to its path.
+   * Where an OutputSpec gives dtype or shape, a different result is an
+   * MlxError of kind "mismatch".
+   */
+  async run(
+    problem: string,
+    inputs: readonly TensorRef[],
+    outputs: readonly OutputSpec[],
+    options: { timeoutMs?: number } = {},
+  ): Promise<ProducedTensor[]> {
+    const body = {
+      problem,
+      inputs: inputs.map(tensorRef),
+      outputs: outputs.map((o) => ({ path: o.path })),
+    };
+    const ran = await this.#request("run", body, Ran, options.timeoutMs, problem);
+    ran.outputs.forEach((got, i) => checkOutput(problem, i, outputs[i], got));
+    return ran.outputs;
+  }
+
+  /** Time calls on `inputs`; every sample is kept (ns per call). */
+  time(problem: string, inputs: readonly TensorRef[], options: TimeOptions): Promise<Timing> {
+    const { timeoutMs, ...rest } = options;
+    const body = { problem, inputs: inputs.map(tensorRef), ...rest };
+    return this.#request("time", body, Timing, timeoutMs, problem);
+  }
+
+  /** The first call + eval of a freshly loaded problem (load it again to repeat). */
+  cold(
+    problem: string,
+    inputs: readonly TensorRef[],
+    options: { timeoutMs?: number } = {},
+  ): Promise<Cold> {
+    const body = { problem, inputs: inputs.map(tensorRef) };
+    return this.#request("cold", body, Cold, options.timeoutMs, problem);
+  }
+
+  /** Ask the worker to exit (kill it if it does not) and release everything. */
+  async close(): Promise<void> {
+    if (!this.#dead && !this.#closing) {
+      this.#closing = true;
+      await this.#request("shutdown", {}, Empty, 5_000).catch(() => {});
+    }
+    this.#closing = true;
+    this.#fail(new WorkerError("closed", "the MLX worker was closed"));
+    await this.#stdin.close().catch(() => {});
+    const grace = setTimeout(() => this.#kill(), 2_000);
+    await this.#child.status;
+    clearTimeout(grace);
+    await Promise.all(this.#readers);
+  }
+
+  async [Symbol.asyncDispose]() {
+    await this.close();
+  }
+
+  // ---- the channel ----
+
+  #request<T>(
+    op: string,
+    body: Record<string, unknown>,
+    schema: z.ZodType<T>,
+    timeoutMs = this.#timeoutMs,
+    problem = "",
+  ): Promise<T> {
+    const what = problem ? `'${op}' of ${problem}` : `'${op}'`;
+    const send = async (): Promise<T> => {
+      if (this.#dead) throw this.#dead;
+      const id = this.#nextId++;
+      const reply = new Promise<Record<string, unknown>>((resolve, reject) => {
+        this.#pending = { id, what, resolve, reject };
+      });
+      const timer = setTimeout(() => {
+        this.#fail(
+          new WorkerError(
+            "timeout",
+            `the MLX worker did not answer ${what} within ${timeoutMs / 1000} s; it was stopped`,
+            this.stderrTail(),
+          ),
+        );
+        this.#kill();
+      }, timeoutMs);
+      try {
+        // A write to a dead worker fails; the stdout reader then reports why it died.
+        this.#stdin.write(encoder.encode(JSON.stringify({ id, op, ...body }) + "\n"))
+          .catch(() => {});
+        const raw = await reply;
+        if (raw.ok === false) {
+          const f = Failure.safeParse(raw);
+          if (!f.success) throw this.#protocolError(`bad failure for ${what}: ${f.error}`);
+          const where = problem ? `MLX ${op} of ${problem}: ` : "";
+          throw new MlxError(f.data.kind, where + f.data.error, f.data.traceback, f.data.file);
+        }
+        const parsed = schema.safeParse(raw);
+        if (!parsed.success) throw this.#protocolError(`bad answer to ${what}: ${parsed.error}`);
+        return parsed.data;
+      } finally {
+        clearTimeout(timer);
+        this.#pending = null;
+      }
+    };
+    const result = this.#queue.then(send, send);
+    this.#queue = result.catch(() => {});
+    return result;
+  }
+
+  async #readStdout(stream: ReadableStream<Uint8Array>, stderrDone: Promise<void>) {
+    try {
+      for await (const line of readLines(stream)) {
+        if (line.trim()) this.#onLine(line);
+      }
+    } catch { /* a broken pipe ends the worker just as EOF does */ }
+    const status = await this.#child.status;
+    await within(stderrDone, 1_000); // its last words, usually the reason it died
+    if (this.#closing) return this.#fail(new WorkerError("closed", "the MLX worker was closed"));
+    const how = status.signal
+      ? `was killed by ${status.signal}`
+      : `exited with code ${status.code}`;
+    const during = this.#pending ? ` during ${this.#pending.what}` : "";
+    const last = this.#stderr.filter((l) => l.trim()).at(-1);
+    this.#fail(
+      new WorkerError(
+        "died",
+        `the MLX worker (pid ${this.#child.pid}) ${how}${during}${last ? `: ${last.trim()}` : ""}`,
+        this.stderrTail(),
+      ),
+    );
+  }
+
+  async #readStderr(stream: ReadableStream<Uint8Array>, onLine?: (line: string) => void) {
+    try {
+      for await (const line of readLines(stream)) {
+        this.#stderr.push(line);
+        if (this.#stderr.length > STDERR_LINES) this.#stderr.shift();
+        onLine?.(line);
+      }
+    } catch { /* the process is gone */ }
+  }
+
+  #onLine(line: string) {
+    let raw: unknown;
+    try {
+      raw = JSON.parse(line);
+    } catch {
+      raw = undefined;
+    }
+    const envelope = Envelope.safeParse(raw);
+    const pending = this.#pending;
+    if (!envelope.success || !pending || envelope.data.id !== pending.id) {
+      // Answers are strictly in order; anything else means the channel is corrupt.
+      this.#fail(this.#protocolError(`unexpected line from the MLX worker: ${line.slice(0, 200)}`));
+      this.#kill();
+      return;
+    }
+    pending.resolve(raw as Record<string, unknown>);
+  }
+
+  #protocolError(message: string): WorkerError {
+    return new WorkerError("protocol", message, this.stderrTail());
+  }
+
+  /** Mark the worker unusable (first reason wins) and fail the request in flight. */
+  #fail(error: WorkerError) {
+    this.#dead ??= error;
+    this.#pending?.reject(this.#dead);
+    this.#pending = null;
+  }
+
+  #kill() {
+    try {
+      this.#child.kill("SIGKILL");
+    } catch { /* already gone */ }
+  }
+}
+
+/** Wait for `p`, but no longer than `ms`. */
+async function within(p: Promise<unknown>, ms: number) {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([p, new Promise((resolve) => timer = setTimeout(resolve, ms))]);
+  clearTimeout(timer);
+}
+
+function tensorRef(t: TensorRef): TensorRef {
+  return { path: t.path, dtype: t.dtype, shape: [...t.shape] };
+}
+
+const show = (dtype: string, shape: readonly number[]) => `${dtype}[${shape.join(",")}]`;
+
+/** The registry's output against what the model produced; a 0-d result matches shape [1]. */
+function checkOutput(problem: string, i: number, want: OutputSpec, got: ProducedTensor) {
+  const shapeOk = !want.shape ||
+    (want.shape.length === got.shape.length && want.shape.every((d, k) => d === got.shape[k])) ||
+    (got.shape.length === 0 && want.shape.length === 1 && want.shape[0] === 1);
+  const dtypeOk = !want.dtype || want.dtype === got.dtype;
+  if (shapeOk && dtypeOk) return;
+  const name = want.name ? ` '${want.name}'` : "";
+  throw new MlxError(
+    "mismatch",
+    `MLX run of ${problem}: the reference's output ${i}${name} is ${show(got.dtype, got.shape)}; ` +
+      `the registry says ${show(want.dtype ?? got.dtype, want.shape ?? got.shape)}`,
+  );
+}

@@ -1,0 +1,459 @@
+"""MetalBench MLX worker: loads MLX reference problems, runs them and times them.
+
+One long-lived process per MetalBench run, driven by src/reference/client.ts.
+The TypeScript side of this protocol is src/reference/protocol.ts; keep the two
+in step (PROTOCOL below and PROTOCOL_VERSION there).
+
+PROTOCOL (version 1)
+--------------------
+JSON lines: the client writes one request per line on stdin, the worker
+answers each with exactly one line on stdout, in order, carrying the same
+"id". Requests are handled one at a time.
+
+  request:  {"id": 7, "op": "<op>", ...fields}
+  success:  {"id": 7, "ok": true, ...result}
+  failure:  {"id": 7, "ok": false, "kind": "<kind>", "error": "<one line>",
+             "traceback": "<Python traceback or ''>", "file": "<path or ''>"}
+
+A request that is not JSON is answered with "id": null. Failure kinds:
+  protocol  malformed request, unknown op, unknown problem, wrong field
+  setup     mlx or numpy cannot be imported in this Python (error: the import error)
+  load      the reference file cannot be imported, has no Model, or Model(**init) raised
+  input     an input file is missing or its size does not match dtype and shape
+  model     the model raised while building or evaluating its graph
+  output    the model returned something other than arrays, or too many/few of them
+  state     the op needs a state the problem is not in (cold after a call)
+  internal  a bug in this worker
+The worker stays alive after any failure.
+
+Tensors never travel in JSON: they are raw files, little-endian, C order, no
+header. A tensor reference is {"path", "dtype", "shape"}; dtype is one of
+float32 float16 bfloat16 int32 uint32. A bfloat16 file holds the raw 16-bit
+patterns (the top half of the float32 bits).
+
+Ops:
+  hello     {} -> {protocol, python, executable, mlx, numpy, device: "cpu"|"gpu",
+            metal, platform, machine, pid, clock}
+  load      {problem, path, init?: {}, seed?: 0} -> {problem, entry: "__call__"|"forward",
+            module, loadNs}. Imports the file in isolation under a unique module
+            name, seeds mx.random with `seed`, constructs Model(**init) and
+            evaluates its parameters. Loading an existing problem id replaces it.
+  unload    {problem} -> {}
+  run       {problem, inputs: [tensor], outputs: [{path}]} -> {outputs: [{dtype, shape}]}
+            Calls the model once on the inputs (registry order), evaluates, and
+            writes output i to outputs[i].path. dtype may be any MLX dtype name
+            (e.g. "int64", "bool"); the client checks it against the registry.
+  time      {problem, inputs, warmup, samples, mode: "batched"|"per-launch", batch?}
+            -> {mode, batch, warmup, samplesNs: [ns per call, ...], clock}
+            Inputs are read and mx.eval'd once, before timing. Each sample is
+            timed with time.perf_counter_ns, GC off:
+              batched:    `batch` calls, then ONE mx.eval of all their outputs;
+                          the sample is the elapsed time / batch.
+              per-launch: one call, then its own mx.eval (batch is 1).
+            Before them, one untimed call checks that the model runs at all; then
+            `warmup` samples run, exactly like timed ones, and are dropped.
+  cold      {problem, inputs} -> {ns, processCold}
+            The first call + mx.eval of a freshly loaded problem (inputs read
+            and evaluated first, untimed). processCold: no model had been called
+            in this process before (MLX's kernel caches were empty).
+  shutdown  {} -> {} then the worker exits. EOF on stdin also ends it.
+
+The protocol owns the real stdin/stdout: at start the worker moves them to
+private descriptors and points fd 0 at /dev/null and fd 1 at stderr, so a
+print() in a model (or output from MLX's C++ code) lands on stderr.
+"""
+
+import gc
+import importlib.util
+import json
+import os
+import platform
+import re
+import sys
+import time
+import traceback
+
+PROTOCOL = 1
+
+
+def _claim_stdio():
+    """Keep fds 0/1 for the protocol; everyone else writes to stderr."""
+    proto_in = os.fdopen(os.dup(0), "r", encoding="utf-8")
+    proto_out = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    os.dup2(2, 1)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    sys.stdout = sys.stderr
+    sys.stdin = open(os.devnull, "r")
+    return proto_in, proto_out
+
+
+PROTO_IN, PROTO_OUT = _claim_stdio()
+sys.dont_write_bytecode = True  # no __pycache__ next to the user's references
+# Run as `python -c`, sys.path[0] is the working directory: a user's numpy.py or
+# mlx/ folder there would shadow the real packages.
+if sys.path and sys.path[0] in ("", os.getcwd()):
+    del sys.path[0]
+
+try:
+    import numpy as np
+    import mlx.core as mx
+    import mlx.nn as nn
+
+    IMPORT_ERROR = None
+except Exception as e:  # reported by hello and by every op that needs MLX
+    IMPORT_ERROR = "%s: %s" % (type(e).__name__, e)
+
+
+class Fail(Exception):
+    def __init__(self, kind, message, tb="", file=""):
+        Exception.__init__(self, message)
+        self.kind, self.message, self.tb, self.file = kind, message, tb, file
+
+
+def clock():
+    info = time.get_clock_info("perf_counter")
+    return {
+        "name": "time.perf_counter_ns",
+        "implementation": info.implementation,
+        "resolutionNs": info.resolution * 1e9,
+        "monotonic": info.monotonic,
+    }
+
+
+def describe(e, path=""):
+    """One line for a Python error, with the reference file's line when it is in the stack."""
+    lines = str(e).strip().splitlines()
+    text = type(e).__name__ + (": " + lines[0] if lines else "")
+    if path and not isinstance(e, SyntaxError):
+        frames = [f for f in traceback.extract_tb(e.__traceback__) if f.filename == path]
+        if frames:
+            text += " (at %s:%d)" % (os.path.basename(path), frames[-1].lineno)
+    return text
+
+
+def field(req, name, kind, default=None, required=True):
+    if name not in req:
+        if required:
+            raise Fail("protocol", "'%s' needs field '%s'" % (req.get("op"), name))
+        return default
+    value = req[name]
+    ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+    if not ok:
+        raise Fail("protocol", "'%s': field '%s' has the wrong type" % (req.get("op"), name))
+    return value
+
+
+# ---- tensors ---------------------------------------------------------------
+
+if IMPORT_ERROR is None:
+    # dtype name -> (numpy dtype of the file, MLX dtype to view it as, or None)
+    FILE_DTYPES = {
+        "float32": (np.float32, None),
+        "float16": (np.float16, None),
+        "bfloat16": (np.uint16, mx.bfloat16),
+        "int32": (np.int32, None),
+        "uint32": (np.uint32, None),
+    }
+    MX_NAMES = {}
+    for _n in ("bool_ uint8 uint16 uint32 uint64 int8 int16 int32 int64 "
+               "float16 bfloat16 float32 float64 complex64").split():
+        if hasattr(mx, _n):
+            MX_NAMES[getattr(mx, _n)] = _n.rstrip("_")
+
+
+def read_input(i, ref):
+    if not isinstance(ref, dict):
+        raise Fail("protocol", "input %d is not an object" % i)
+    path, dtype, shape = ref.get("path"), ref.get("dtype"), ref.get("shape")
+    if dtype not in FILE_DTYPES:
+        raise Fail("protocol", "input %d: unknown dtype %r" % (i, dtype))
+    if not isinstance(path, str) or not isinstance(shape, list):
+        raise Fail("protocol", "input %d needs 'path' and 'shape'" % i)
+    np_dtype, view = FILE_DTYPES[dtype]
+    numel = 1
+    for d in shape:
+        numel *= d
+    want = numel * np.dtype(np_dtype).itemsize
+    try:
+        size = os.path.getsize(path)
+    except OSError as e:
+        raise Fail("input", "input %d: cannot read %s (%s)" % (i, path, e.strerror))
+    if size != want:
+        raise Fail("input", "input %d: %s has %d bytes; %s[%s] needs %d"
+                   % (i, path, size, dtype, ",".join(map(str, shape)), want))
+    host = np.fromfile(path, dtype=np.dtype(np_dtype).newbyteorder("<")).reshape(shape)
+    arr = mx.array(host)
+    return arr.view(view) if view is not None else arr
+
+
+def read_inputs(req):
+    refs = field(req, "inputs", list)
+    return [read_input(i, r) for i, r in enumerate(refs)]
+
+
+def write_output(a, path):
+    if a.dtype == mx.bfloat16:
+        a = a.view(mx.uint16)  # numpy has no bfloat16: write the bit patterns
+    host = np.array(a)
+    host.astype(host.dtype.newbyteorder("<"), copy=False).tofile(path)  # tofile writes C order
+
+
+def as_outputs(result):
+    if isinstance(result, mx.array):
+        return [result]
+    if isinstance(result, (tuple, list)) and all(isinstance(r, mx.array) for r in result):
+        return list(result)
+    raise Fail("output", "Model returned %s; expected an mlx array or a tuple of them"
+               % type(result).__name__)
+
+
+# ---- problems ----------------------------------------------------------------
+
+class Problem(object):
+    def __init__(self, pid, path, module, fn, entry):
+        self.id, self.path, self.module, self.fn, self.entry = pid, path, module, fn, entry
+        self.called = False
+
+
+PROBLEMS = {}
+STATE = {"modules": 0, "anyCalled": False}
+
+
+def get_problem(req):
+    pid = field(req, "problem", str)
+    if pid not in PROBLEMS:
+        raise Fail("protocol", "problem '%s' is not loaded" % pid)
+    return PROBLEMS[pid]
+
+
+def entry_point(cls):
+    """'__call__' if the user's classes define it (nn.Module does not), else 'forward'."""
+    for c in cls.__mro__:
+        if c is nn.Module or c is dict or c is object:
+            break
+        if "__call__" in vars(c):
+            return "__call__"
+    return "forward" if callable(getattr(cls, "forward", None)) else None
+
+
+def call(p, inputs):
+    """Call the model once and evaluate: the outputs, as a list of arrays."""
+    try:
+        outs = as_outputs(p.fn(*inputs))
+        mx.eval(outs)
+    except Fail:
+        raise
+    except (Exception, SystemExit) as e:
+        raise Fail("model", describe(e, p.path), traceback.format_exc(), p.path)
+    finally:
+        p.called = True
+        STATE["anyCalled"] = True
+    return outs
+
+
+def drop(pid):
+    old = PROBLEMS.pop(pid, None)
+    if old is not None:
+        sys.modules.pop(old.module, None)
+
+
+# ---- ops -----------------------------------------------------------------------
+
+def op_hello(req):
+    if IMPORT_ERROR is not None:
+        raise Fail("setup", IMPORT_ERROR)
+    device = mx.default_device()
+    try:
+        metal = bool(mx.metal.is_available())
+    except Exception:
+        metal = False
+    return {
+        "protocol": PROTOCOL,
+        "python": platform.python_version(),
+        "executable": sys.executable,
+        "mlx": mx.__version__,
+        "numpy": np.__version__,
+        "device": "gpu" if device.type == mx.gpu else "cpu",
+        "metal": metal,
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "pid": os.getpid(),
+        "clock": clock(),
+    }
+
+
+def op_load(req):
+    pid = field(req, "problem", str)
+    path = os.path.abspath(field(req, "path", str))
+    init = field(req, "init", dict, {}, required=False)
+    seed = field(req, "seed", int, 0, required=False)
+    if not os.path.isfile(path):
+        raise Fail("load", "%s: no such file" % path, file=path)
+    t0 = time.perf_counter_ns()
+    STATE["modules"] += 1
+    stem = re.sub(r"\W", "_", os.path.splitext(os.path.basename(path))[0])
+    name = "metalbench_ref_%d_%s" % (STATE["modules"], stem)
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # some code (dataclasses, pickling) looks itself up here
+    try:
+        spec.loader.exec_module(module)
+        cls = getattr(module, "Model", None)
+        if not isinstance(cls, type):
+            raise Fail("load", "%s defines no class Model" % path, file=path)
+        entry = entry_point(cls)
+        if entry is None:
+            raise Fail("load", "%s: Model defines neither __call__ nor forward" % path, file=path)
+        mx.random.seed(seed)  # models that draw weights draw the same ones every run
+        try:
+            model = cls(**init)
+            if isinstance(model, nn.Module):
+                mx.eval(model.parameters())
+        except (Exception, SystemExit) as e:
+            raise Fail("load", "%s: Model(**%s) raised %s" % (path, json.dumps(init), describe(e, path)),
+                       traceback.format_exc(), path)
+    except Fail:
+        sys.modules.pop(name, None)
+        raise
+    except (Exception, SystemExit) as e:
+        sys.modules.pop(name, None)
+        raise Fail("load", "%s: %s" % (path, describe(e, path)), traceback.format_exc(), path)
+    drop(pid)
+    fn = model if entry == "__call__" else model.forward
+    PROBLEMS[pid] = Problem(pid, path, name, fn, entry)
+    return {"problem": pid, "entry": entry, "module": name, "loadNs": time.perf_counter_ns() - t0}
+
+
+def op_unload(req):
+    drop(field(req, "problem", str))
+    return {}
+
+
+def op_run(req):
+    p = get_problem(req)
+    specs = field(req, "outputs", list)
+    outs = call(p, read_inputs(req))
+    if len(outs) != len(specs):
+        raise Fail("output", "Model returned %d output(s); %d expected" % (len(outs), len(specs)),
+                   file=p.path)
+    for i, (a, spec) in enumerate(zip(outs, specs)):
+        path = spec.get("path") if isinstance(spec, dict) else None
+        if not isinstance(path, str):
+            raise Fail("protocol", "output %d needs 'path'" % i)
+        try:
+            write_output(a, path)
+        except OSError as e:
+            raise Fail("output", "output %d: cannot write %s (%s)" % (i, path, e.strerror))
+    return {"outputs": [{"dtype": MX_NAMES.get(a.dtype, str(a.dtype)), "shape": list(a.shape)}
+                        for a in outs]}
+
+
+def op_time(req):
+    p = get_problem(req)
+    mode = field(req, "mode", str)
+    if mode not in ("batched", "per-launch"):
+        raise Fail("protocol", "time: mode must be 'batched' or 'per-launch'")
+    warmup = field(req, "warmup", int)
+    samples = field(req, "samples", int)
+    batch = field(req, "batch", int) if mode == "batched" else 1
+    if warmup < 0 or samples < 1 or batch < 1:
+        raise Fail("protocol", "time: needs warmup >= 0, samples >= 1, batch >= 1")
+    inputs = read_inputs(req)
+    mx.eval(inputs)
+    call(p, inputs)  # fails here, with a clear message, if the model cannot run at all
+    fn, now, evaluate = p.fn, time.perf_counter_ns, mx.eval
+    out = []
+    gc_was_on = gc.isenabled()
+    gc.disable()  # a collection inside a sample is noise, not the model's cost
+    try:
+        for i in range(warmup + samples):
+            if mode == "batched":
+                t0 = now()
+                results = [fn(*inputs) for _ in range(batch)]
+                evaluate(results)
+                t1 = now()
+            else:
+                t0 = now()
+                evaluate(fn(*inputs))
+                t1 = now()
+            if i >= warmup:
+                out.append((t1 - t0) / batch)
+    except (Exception, SystemExit) as e:
+        raise Fail("model", describe(e, p.path), traceback.format_exc(), p.path)
+    finally:
+        if gc_was_on:
+            gc.enable()
+    return {"mode": mode, "batch": batch, "warmup": warmup, "samplesNs": out, "clock": clock()}
+
+
+def op_cold(req):
+    p = get_problem(req)
+    if p.called:
+        raise Fail("state", "already called since load; load it again to time a cold call")
+    inputs = read_inputs(req)
+    mx.eval(inputs)
+    process_cold = not STATE["anyCalled"]
+    t0 = time.perf_counter_ns()
+    call(p, inputs)
+    return {"ns": time.perf_counter_ns() - t0, "processCold": process_cold}
+
+
+def op_shutdown(req):
+    return {}
+
+
+OPS = {
+    "hello": op_hello,
+    "load": op_load,
+    "unload": op_unload,
+    "run": op_run,
+    "time": op_time,
+    "cold": op_cold,
+    "shutdown": op_shutdown,
+}
+
+
+def reply(obj):
+    PROTO_OUT.write(json.dumps(obj, allow_nan=False) + "\n")
+    PROTO_OUT.flush()
+
+
+def failure(rid, kind, message, tb="", file=""):
+    return {"id": rid, "ok": False, "kind": kind, "error": message, "traceback": tb, "file": file}
+
+
+def handle(line):
+    try:
+        req = json.loads(line)
+    except ValueError as e:
+        return failure(None, "protocol", "request is not JSON (%s)" % e), None
+    if not isinstance(req, dict):
+        return failure(None, "protocol", "request is not a JSON object"), None
+    rid, op = req.get("id"), req.get("op")
+    try:
+        if op not in OPS:
+            raise Fail("protocol", "unknown op %r" % (op,))
+        if IMPORT_ERROR is not None and op not in ("hello", "shutdown"):
+            raise Fail("setup", IMPORT_ERROR)
+        result = OPS[op](req)
+        result.update({"id": rid, "ok": True})
+        return result, op
+    except Fail as f:
+        return failure(rid, f.kind, f.message, f.tb, f.file), op
+    except (Exception, SystemExit) as e:
+        return failure(rid, "internal", describe(e), traceback.format_exc()), op
+
+
+def main():
+    for line in PROTO_IN:
+        if not line.strip():
+            continue
+        response, op = handle(line)
+        reply(response)
+        if op == "shutdown":
+            break
+
+
+main()

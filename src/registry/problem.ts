@@ -1,0 +1,200 @@
+/**
+ * A problem at a concrete size: every expression evaluated, every binding
+ * checked. This is what the benchmark, the backends and the MLX worker see.
+ */
+import { evaluate, evaluateInt, ExprError } from "./expr.ts";
+import type { CustomEntry, Distribution, Dtype, ProblemSet, ScalarDtype } from "./schema.ts";
+import { dtypeBytes } from "./templates.ts";
+
+export type SizeName = "bench" | "test";
+
+export type ResolvedDistribution =
+  | { kind: "normal"; mean: number; std: number }
+  | { kind: "uniform"; low: number; high: number }
+  | { kind: "randint"; low: number; high: number }
+  | { kind: "bernoulli"; p: number }
+  | { kind: "constant"; value: number };
+
+export interface ResolvedTensor {
+  name: string;
+  role: "input" | "output" | "intermediate";
+  shape: number[];
+  dtype: Dtype;
+  init: ResolvedDistribution;
+  numel: number;
+  bytes: number;
+}
+
+export interface ResolvedDispatch {
+  function: string;
+  buffers: { index: number; tensor: string }[];
+  scalars: { index: number; dtype: ScalarDtype; value: number }[];
+  threadgroupMemory: { index: number; bytes: number }[];
+  grid: [number, number, number];
+  threadgroup: [number, number, number];
+  mode: "threads" | "threadgroups";
+}
+
+export interface Tolerances {
+  rtol: number;
+  atol: number;
+}
+
+export interface SizedProblem {
+  name: string;
+  set: ProblemSet;
+  size: SizeName;
+  sizes: Record<string, number>;
+  init: Record<string, number | string | boolean>;
+  inputs: ResolvedTensor[];
+  outputs: ResolvedTensor[];
+  intermediates: ResolvedTensor[];
+  dispatches: ResolvedDispatch[];
+  tolerance: Tolerances;
+  flops: number;
+  bytes: number;
+}
+
+/** Default comparison tolerances, by the output's dtype. */
+export const DEFAULT_TOLERANCE: Record<Dtype, Tolerances> = {
+  float32: { rtol: 1e-4, atol: 1e-5 },
+  float16: { rtol: 1e-2, atol: 1e-3 },
+  bfloat16: { rtol: 2e-2, atol: 1e-2 },
+  int32: { rtol: 0, atol: 0 },
+  uint32: { rtol: 0, atol: 0 },
+};
+
+export const MAX_THREADS_PER_THREADGROUP = 1024;
+
+export class ProblemError extends Error {
+  override name = "ProblemError";
+}
+
+function resolveDistribution(d: Distribution, env: Record<string, number>): ResolvedDistribution {
+  if (d.kind === "randint") {
+    return { kind: "randint", low: evaluate(d.low, env), high: evaluate(d.high, env) };
+  }
+  return d;
+}
+
+const extent3 = (dims: (number | string)[], env: Record<string, number>, what: string) => {
+  const v = dims.map((d, i) => evaluateInt(d, env, `${what}[${i}]`));
+  while (v.length < 3) v.push(1);
+  return v as [number, number, number];
+};
+
+/** Evaluate `entry` at one of its sizes and check that it is consistent. */
+export function sizeProblem(
+  name: string,
+  set: ProblemSet,
+  entry: CustomEntry,
+  size: SizeName,
+): SizedProblem {
+  const env = entry.sizes[size];
+  try {
+    const tensor = (role: ResolvedTensor["role"]) => (t: CustomEntry["inputs"][number]) => {
+      const shape = t.shape.map((d, i) => evaluateInt(d, env, `${t.name}.shape[${i}]`));
+      const numel = shape.reduce((a, b) => a * b, 1);
+      return {
+        name: t.name,
+        role,
+        shape,
+        dtype: t.dtype,
+        init: resolveDistribution(t.init, env),
+        numel,
+        bytes: numel * dtypeBytes(t.dtype),
+      };
+    };
+    const inputs = entry.inputs.map(tensor("input"));
+    const outputs = entry.outputs.map(tensor("output"));
+    const intermediates = entry.intermediates.map(tensor("intermediate"));
+    const all = [...inputs, ...outputs, ...intermediates];
+    const names = new Set<string>();
+    for (const t of all) {
+      if (names.has(t.name)) throw new ProblemError(`tensor '${t.name}' is declared twice`);
+      names.add(t.name);
+    }
+
+    const written = new Set<string>();
+    const dispatches = entry.dispatches.map((d, di): ResolvedDispatch => {
+      const where = `dispatch ${di} (${d.function})`;
+      const indices = new Set<number>();
+      const claim = (index: number) => {
+        if (indices.has(index)) throw new ProblemError(`${where} binds buffer(${index}) twice`);
+        indices.add(index);
+      };
+      for (const b of d.buffers) {
+        claim(b.index);
+        if (!names.has(b.tensor)) {
+          throw new ProblemError(`${where} binds unknown tensor '${b.tensor}'`);
+        }
+        written.add(b.tensor);
+      }
+      const scalars = d.scalars.map((s) => {
+        claim(s.index);
+        const value = evaluate(s.value, env);
+        if (s.dtype === "uint32" || s.dtype === "int32") {
+          if (!Number.isInteger(value)) {
+            throw new ProblemError(
+              `${where}: scalar buffer(${s.index}) = ${value} is not an integer`,
+            );
+          }
+        }
+        return { index: s.index, dtype: s.dtype, value };
+      });
+      const threadgroupMemory = d.threadgroupMemory.map((m) => ({
+        index: m.index,
+        bytes: evaluateInt(m.bytes, env, `${where} threadgroup(${m.index})`),
+      }));
+      const grid = extent3(d.grid, env, `${where} grid`);
+      const threadgroup = extent3(d.threadgroup, env, `${where} threadgroup`);
+      const threads = threadgroup[0] * threadgroup[1] * threadgroup[2];
+      if (threads === 0 || threads > MAX_THREADS_PER_THREADGROUP) {
+        throw new ProblemError(
+          `${where}: threadgroup of ${threads} threads (must be 1..${MAX_THREADS_PER_THREADGROUP})`,
+        );
+      }
+      if (grid.some((g) => g === 0)) throw new ProblemError(`${where}: empty grid ${grid}`);
+      return { ...d, scalars, threadgroupMemory, grid, threadgroup };
+    });
+    for (const t of [...outputs, ...intermediates]) {
+      if (!written.has(t.name)) {
+        throw new ProblemError(`${t.role} '${t.name}' is bound by no dispatch`);
+      }
+    }
+
+    const init: Record<string, number | string | boolean> = {};
+    for (const [k, v] of Object.entries(entry.init)) {
+      // A string init value is a size expression when it evaluates; else literal text.
+      init[k] = typeof v === "string" ? tryEvaluate(v, env) ?? v : v;
+    }
+
+    return {
+      name,
+      set,
+      size,
+      sizes: { ...env },
+      init,
+      inputs,
+      outputs,
+      intermediates,
+      dispatches,
+      tolerance: entry.tolerance ?? DEFAULT_TOLERANCE[outputs[0].dtype],
+      flops: evaluate(entry.flops, env),
+      bytes: evaluate(entry.bytes, env),
+    };
+  } catch (e) {
+    if (e instanceof ExprError || e instanceof ProblemError) {
+      throw new ProblemError(`${name} (${size} size): ${e.message}`);
+    }
+    throw e;
+  }
+}
+
+function tryEvaluate(v: string, env: Record<string, number>): number | undefined {
+  try {
+    return evaluate(v, env);
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,185 @@
+/**
+ * The registry file format (registry/<set>.json), as zod schemas.
+ *
+ * An entry either spells a problem out in full ("custom", the default) or
+ * names a template for a common shape of problem (element-wise, row-wise,
+ * matmul) that expands to the full form; see templates.ts.
+ * Shapes, grids, scalar values and counts are size expressions (expr.ts)
+ * over the entry's sizes, so one entry serves the benchmark size and the
+ * small test size the simulator runs.
+ */
+import { z } from "zod";
+
+export const DTYPES = ["float32", "float16", "bfloat16", "int32", "uint32"] as const;
+export const Dtype = z.enum(DTYPES);
+export type Dtype = z.infer<typeof Dtype>;
+
+export const SCALAR_DTYPES = ["uint32", "int32", "float32", "float16"] as const;
+export const ScalarDtype = z.enum(SCALAR_DTYPES);
+export type ScalarDtype = z.infer<typeof ScalarDtype>;
+
+export const PROBLEM_SETS = ["common", "standard", "full"] as const;
+export const ProblemSet = z.enum(PROBLEM_SETS);
+export type ProblemSet = z.infer<typeof ProblemSet>;
+
+export const Dim = z.union([z.number().int().nonnegative(), z.string().min(1)]);
+/** A size expression that may be fractional (scalar values such as eps). */
+export const Value = z.union([z.number(), z.string().min(1)]);
+
+const Name = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be an identifier");
+
+/** How input values are drawn, from the run's seeded generator. */
+export const Distribution = z.discriminatedUnion("kind", [
+  z.object({ kind: z.literal("normal"), mean: z.number().default(0), std: z.number().default(1) }),
+  z.object({
+    kind: z.literal("uniform"),
+    low: z.number().default(-1),
+    high: z.number().default(1),
+  }),
+  /** Integers in [low, high): indices, labels. `high` may be a size expression. */
+  z.object({ kind: z.literal("randint"), low: Value.default(0), high: Value }),
+  /** 0/1 with probability p of 1: masks. */
+  z.object({ kind: z.literal("bernoulli"), p: z.number().min(0).max(1).default(0.5) }),
+  z.object({ kind: z.literal("constant"), value: z.number() }),
+]);
+export type Distribution = z.infer<typeof Distribution>;
+
+export const Tensor = z.object({
+  name: Name,
+  shape: z.array(Dim).min(1),
+  dtype: Dtype.default("float32"),
+  init: Distribution.default({ kind: "normal", mean: 0, std: 1 }),
+});
+export type Tensor = z.infer<typeof Tensor>;
+
+export const Tolerance = z.object({
+  rtol: z.number().nonnegative(),
+  atol: z.number().nonnegative(),
+});
+export type Tolerance = z.infer<typeof Tolerance>;
+
+export const BufferBinding = z.object({ index: z.number().int().min(0).max(30), tensor: Name });
+export const ScalarBinding = z.object({
+  index: z.number().int().min(0).max(30),
+  dtype: ScalarDtype,
+  value: Value,
+});
+export const ThreadgroupMemory = z.object({ index: z.number().int().min(0).max(30), bytes: Dim });
+
+const Extent = z.array(Dim).min(1).max(3);
+
+export const Dispatch = z.object({
+  function: Name,
+  buffers: z.array(BufferBinding),
+  scalars: z.array(ScalarBinding).default([]),
+  threadgroupMemory: z.array(ThreadgroupMemory).default([]),
+  grid: Extent,
+  threadgroup: Extent,
+  /**
+   * threads: grid counts threads (dispatchThreads; edge groups may be
+   * partial). threadgroups: grid counts threadgroups (dispatchThreadgroups).
+   */
+  mode: z.enum(["threads", "threadgroups"]),
+});
+export type Dispatch = z.infer<typeof Dispatch>;
+
+export const Sizes = z.object({
+  /** The size the benchmark is published at. */
+  bench: z.record(Name, z.number().int().positive()),
+  /** A small size that the simulator runs in seconds. */
+  test: z.record(Name, z.number().int().positive()),
+});
+
+/** Arguments of the reference Model's constructor: Model(**init). */
+const ModelInit = z.record(Name, z.union([z.number(), z.string(), z.boolean()]));
+
+const Common = {
+  description: z.string().min(1),
+  tolerance: Tolerance.optional(),
+  init: ModelInit.default({}),
+};
+
+export const CustomEntry = z.object({
+  template: z.literal("custom"),
+  ...Common,
+  sizes: Sizes,
+  inputs: z.array(Tensor).min(1),
+  outputs: z.array(Tensor).min(1),
+  /** Buffers written by one dispatch and read by a later one. */
+  intermediates: z.array(Tensor).default([]),
+  dispatches: z.array(Dispatch).min(1),
+  flops: Dim,
+  bytes: Dim,
+});
+export type CustomEntry = z.infer<typeof CustomEntry>;
+
+/**
+ * y = f(x0, x1, ...) element by element. Bindings: inputs at 0..k-1, the
+ * output at k, the element count (uint) at k+1. One thread per `vector`
+ * elements (dispatchThreads).
+ */
+export const ElementwiseEntry = z.object({
+  template: z.literal("elementwise"),
+  ...Common,
+  function: Name,
+  inputs: z.array(Name).min(1).default(["x"]),
+  inputInit: z.record(Name, Distribution).default({}),
+  dtype: Dtype.default("float32"),
+  shape: z.array(Dim).min(1).default(["M", "N"]),
+  sizes: Sizes.default({ bench: { M: 16, N: 16384 }, test: { M: 4, N: 1000 } }),
+  vector: z.number().int().positive().default(4),
+  threadgroup: z.number().int().positive().default(256),
+  flopsPerElement: z.number().nonnegative().default(1),
+});
+export type ElementwiseEntry = z.infer<typeof ElementwiseEntry>;
+
+/**
+ * One threadgroup per row of x[R, C]. Bindings: x at 0, `params` (1-D
+ * tensors of length C, e.g. a norm's weight) next, then the output y
+ * ([R, C], or [R] for a row reduction), then C (uint), then `scalars`.
+ */
+export const RowwiseEntry = z.object({
+  template: z.literal("rowwise"),
+  ...Common,
+  function: Name,
+  dtype: Dtype.default("float32"),
+  inputInit: Distribution.default({ kind: "normal", mean: 0, std: 1 }),
+  params: z.array(z.object({ name: Name, init: Distribution.optional() })).default([]),
+  output: z.enum(["row", "reduce"]).default("row"),
+  scalars: z.array(z.object({ dtype: ScalarDtype, value: Value })).default([]),
+  sizes: Sizes.default({ bench: { R: 1024, C: 1024 }, test: { R: 8, C: 1000 } }),
+  threadgroup: z.number().int().positive().default(256),
+  flopsPerElement: z.number().nonnegative().default(1),
+});
+export type RowwiseEntry = z.infer<typeof RowwiseEntry>;
+
+/**
+ * C[M, N] = A[M, K] @ B[K, N]. Bindings: A 0, B 1, C 2, then M, N, K
+ * (uint) at 3, 4, 5. One threadgroup of `threads` per tile of
+ * tileM x tileN outputs (dispatchThreadgroups).
+ */
+export const MatmulEntry = z.object({
+  template: z.literal("matmul"),
+  ...Common,
+  function: Name,
+  dtype: Dtype.default("float32"),
+  sizes: Sizes.default({ bench: { M: 1024, N: 1024, K: 1024 }, test: { M: 64, N: 64, K: 64 } }),
+  tileM: z.number().int().positive().default(64),
+  tileN: z.number().int().positive().default(64),
+  threads: z.number().int().positive().default(256),
+});
+export type MatmulEntry = z.infer<typeof MatmulEntry>;
+
+export const RegistryEntry = z.preprocess(
+  (v) =>
+    typeof v === "object" && v !== null && !("template" in v) ? { ...v, template: "custom" } : v,
+  z.discriminatedUnion("template", [CustomEntry, ElementwiseEntry, RowwiseEntry, MatmulEntry]),
+);
+export type RegistryEntry = z.infer<typeof RegistryEntry>;
+
+export const RegistryFile = z.object({
+  $schema: z.string().optional(),
+  set: ProblemSet,
+  problems: z.record(Name, RegistryEntry),
+});
+export type RegistryFile = z.infer<typeof RegistryFile>;

@@ -1,0 +1,150 @@
+/**
+ * Templates expand a short registry entry into the full ("custom") form, so
+ * the rest of the program only ever sees one shape of problem.
+ */
+import type {
+  CustomEntry,
+  Dim,
+  Distribution,
+  Dtype,
+  ElementwiseEntry,
+  MatmulEntry,
+  RegistryEntry,
+  RowwiseEntry,
+} from "./schema.ts";
+
+type DimT = typeof Dim._output;
+
+const DTYPE_BYTES: Record<Dtype, number> = {
+  float32: 4,
+  float16: 2,
+  bfloat16: 2,
+  int32: 4,
+  uint32: 4,
+};
+
+export function dtypeBytes(dtype: Dtype): number {
+  return DTYPE_BYTES[dtype];
+}
+
+const NORMAL: Distribution = { kind: "normal", mean: 0, std: 1 };
+
+const product = (dims: DimT[]): string => dims.map((d) => `(${d})`).join("*");
+
+function expandElementwise(e: ElementwiseEntry): CustomEntry {
+  const numel = product(e.shape);
+  const k = e.inputs.length;
+  const width = DTYPE_BYTES[e.dtype];
+  return {
+    template: "custom",
+    description: e.description,
+    tolerance: e.tolerance,
+    init: e.init,
+    sizes: e.sizes,
+    inputs: e.inputs.map((name) => ({
+      name,
+      shape: e.shape,
+      dtype: e.dtype,
+      init: e.inputInit[name] ?? NORMAL,
+    })),
+    outputs: [{ name: "y", shape: e.shape, dtype: e.dtype, init: NORMAL }],
+    intermediates: [],
+    dispatches: [{
+      function: e.function,
+      buffers: [...e.inputs.map((tensor, index) => ({ index, tensor })), { index: k, tensor: "y" }],
+      scalars: [{ index: k + 1, dtype: "uint32", value: numel }],
+      threadgroupMemory: [],
+      grid: [`ceil_div(${numel}, ${e.vector})`],
+      threadgroup: [e.threadgroup],
+      mode: "threads",
+    }],
+    flops: `${e.flopsPerElement}*${numel}`,
+    bytes: `${width * (k + 1)}*${numel}`,
+  };
+}
+
+function expandRowwise(e: RowwiseEntry): CustomEntry {
+  const width = DTYPE_BYTES[e.dtype];
+  const params = e.params.map((p) => ({
+    name: p.name,
+    shape: ["C"] as DimT[],
+    dtype: e.dtype,
+    init: p.init ?? NORMAL,
+  }));
+  const outIndex = 1 + params.length;
+  const outShape: DimT[] = e.output === "row" ? ["R", "C"] : ["R"];
+  return {
+    template: "custom",
+    description: e.description,
+    tolerance: e.tolerance,
+    init: e.init,
+    sizes: e.sizes,
+    inputs: [{ name: "x", shape: ["R", "C"], dtype: e.dtype, init: e.inputInit }, ...params],
+    outputs: [{ name: "y", shape: outShape, dtype: e.dtype, init: NORMAL }],
+    intermediates: [],
+    dispatches: [{
+      function: e.function,
+      buffers: [
+        { index: 0, tensor: "x" },
+        ...params.map((p, i) => ({ index: 1 + i, tensor: p.name })),
+        { index: outIndex, tensor: "y" },
+      ],
+      scalars: [
+        { index: outIndex + 1, dtype: "uint32", value: "C" },
+        ...e.scalars.map((s, i) => ({ index: outIndex + 2 + i, dtype: s.dtype, value: s.value })),
+      ],
+      threadgroupMemory: [],
+      grid: ["R"],
+      threadgroup: [e.threadgroup],
+      mode: "threadgroups",
+    }],
+    flops: `${e.flopsPerElement}*R*C`,
+    bytes: `${width}*(R*C + ${params.length}*C + ${e.output === "row" ? "R*C" : "R"})`,
+  };
+}
+
+function expandMatmul(e: MatmulEntry): CustomEntry {
+  const width = DTYPE_BYTES[e.dtype];
+  return {
+    template: "custom",
+    description: e.description,
+    tolerance: e.tolerance,
+    init: e.init,
+    sizes: e.sizes,
+    inputs: [
+      { name: "A", shape: ["M", "K"], dtype: e.dtype, init: NORMAL },
+      { name: "B", shape: ["K", "N"], dtype: e.dtype, init: NORMAL },
+    ],
+    outputs: [{ name: "C", shape: ["M", "N"], dtype: e.dtype, init: NORMAL }],
+    intermediates: [],
+    dispatches: [{
+      function: e.function,
+      buffers: [{ index: 0, tensor: "A" }, { index: 1, tensor: "B" }, { index: 2, tensor: "C" }],
+      scalars: [
+        { index: 3, dtype: "uint32", value: "M" },
+        { index: 4, dtype: "uint32", value: "N" },
+        { index: 5, dtype: "uint32", value: "K" },
+      ],
+      threadgroupMemory: [],
+      grid: [`ceil_div(N, ${e.tileN})`, `ceil_div(M, ${e.tileM})`],
+      threadgroup: [e.threads],
+      mode: "threadgroups",
+    }],
+    flops: "2*M*N*K",
+    bytes: `${width}*(M*K + K*N + M*N)`,
+  };
+}
+
+/** The full form of any registry entry. */
+export function expand(entry: RegistryEntry): CustomEntry {
+  switch (entry.template) {
+    case "custom":
+      return entry;
+    case "elementwise":
+      return expandElementwise(entry);
+    case "rowwise":
+      return expandRowwise(entry);
+    case "matmul":
+      return expandMatmul(entry);
+  }
+}

@@ -1,0 +1,50 @@
+/**
+ * Nothing is lost: files are replaced atomically (write a sibling temp file,
+ * fsync, rename) and read-modify-write cycles run under an exclusive lock
+ * on a sidecar `<file>.lock` (the data file itself is replaced by rename, so
+ * it cannot carry the lock). Locks are Deno.FsFile.lock: advisory, held
+ * between processes, released when the holder exits, even by a crash.
+ */
+import { dirname, join } from "node:path";
+
+export async function atomicWrite(path: string, text: string): Promise<void> {
+  await atomicWriteBytes(path, new TextEncoder().encode(text));
+}
+
+export async function atomicWriteBytes(path: string, bytes: Uint8Array): Promise<void> {
+  const dir = dirname(path);
+  await Deno.mkdir(dir, { recursive: true });
+  const tmp = join(dir, `.${crypto.randomUUID()}.tmp`);
+  try {
+    using file = await Deno.open(tmp, { write: true, createNew: true, mode: 0o644 });
+    let written = 0;
+    while (written < bytes.length) written += await file.write(bytes.subarray(written));
+    await file.sync();
+  } catch (e) {
+    await Deno.remove(tmp).catch(() => {});
+    throw e;
+  }
+  await Deno.rename(tmp, path);
+}
+
+/** Run `fn` holding an exclusive lock on `lockPath` (created if missing). */
+export async function withLock<T>(lockPath: string, fn: () => Promise<T>): Promise<T> {
+  await Deno.mkdir(dirname(lockPath), { recursive: true });
+  using file = await Deno.open(lockPath, { read: true, write: true, create: true, mode: 0o666 });
+  await file.lock(true);
+  try {
+    return await fn();
+  } finally {
+    await file.unlock();
+  }
+}
+
+/** The text of `path`, or undefined when it does not exist. */
+export async function readIfExists(path: string): Promise<string | undefined> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return undefined;
+    throw e;
+  }
+}

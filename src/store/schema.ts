@@ -1,0 +1,199 @@
+/**
+ * File formats the program writes: one run's result (results/<bucket>/
+ * <name>.json keeps every run; `--json` prints the same records) and the
+ * session.json leaderboard. Both are read back through these schemas, so a
+ * hand-edited or corrupt file is refused rather than silently rewritten.
+ */
+import { z } from "zod";
+
+export const SCHEMA_VERSION = 1;
+
+export const Summary = z.object({
+  n: z.number(),
+  min: z.number(),
+  median: z.number(),
+  mean: z.number(),
+  p10: z.number(),
+  p90: z.number(),
+  max: z.number(),
+  stddev: z.number(),
+});
+
+export const Comparison = z.object({
+  elements: z.number(),
+  within: z.number(),
+  nonFiniteMismatches: z.number(),
+  maxAbsError: z.number(),
+  maxRelError: z.number(),
+  firstFailure: z.number(),
+  firstFailureValues: z.object({ kernel: z.number(), reference: z.number() }).optional(),
+});
+
+export const CorrectnessStatus = z.enum([
+  "correct",
+  "incorrect",
+  "fault",
+  "compile-error",
+  "unchecked",
+]);
+export type CorrectnessStatus = z.infer<typeof CorrectnessStatus>;
+
+export const Trial = z.object({
+  seed: z.number(),
+  /** "after-timing" re-checks the outputs left by the timed runs. */
+  phase: z.enum(["trial", "after-timing"]),
+  outputs: z.array(z.object({ name: z.string(), comparison: Comparison })),
+  /** Names of inputs the kernel modified. */
+  inputsModified: z.array(z.string()),
+});
+
+export const Correctness = z.object({
+  status: CorrectnessStatus,
+  /** One line: why the status is what it is. */
+  detail: z.string(),
+  tolerance: z.object({ rtol: z.number(), atol: z.number() }),
+  trials: z.array(Trial),
+  maxAbsError: z.number(),
+  maxRelError: z.number(),
+  /** Smallest share of elements within tolerance over all trials and outputs. */
+  withinFraction: z.number(),
+});
+export type Correctness = z.infer<typeof Correctness>;
+
+export const Clock = z.object({
+  mode: z.enum(["batched", "per-launch"]),
+  /** Launches per synchronisation (1 for per-launch). */
+  batch: z.number(),
+  description: z.string(),
+});
+export type Clock = z.infer<typeof Clock>;
+
+export const KernelTiming = z.object({
+  /** Host wall clock per launch, as the clock says: the like-for-like figure. */
+  wall: Summary,
+  /** The device's own time per launch (GPU timestamps; CPU time on the simulator). */
+  device: Summary,
+  wallNs: z.array(z.number()),
+  deviceNs: z.array(z.number()),
+});
+
+export const MlxTiming = z.object({
+  wall: Summary,
+  wallNs: z.array(z.number()),
+  device: z.string(),
+});
+
+export const ColdStart = z.object({
+  compileMs: z.number().nullable(),
+  firstRunMs: z.number().nullable(),
+  mlxFirstCallMs: z.number().nullable(),
+});
+
+export const Scores = z.object({
+  speed: z.number().nullable(),
+  compute: z.number().nullable(),
+  memory: z.number().nullable(),
+  stable: z.number().nullable(),
+  balanced: z.number().nullable(),
+});
+export type Scores = z.infer<typeof Scores>;
+
+export const TARGETS = ["speed", "compute", "memory", "stable", "balanced"] as const;
+export const Target = z.enum(TARGETS);
+export type Target = z.infer<typeof Target>;
+
+export const PipelineInfo = z.object({
+  function: z.string(),
+  maxTotalThreadsPerThreadgroup: z.number(),
+  threadExecutionWidth: z.number(),
+  staticThreadgroupMemoryLength: z.number(),
+});
+
+export const Settings = z.object({
+  size: z.enum(["bench", "test"]),
+  seed: z.number(),
+  trials: z.number(),
+  warmup: z.number(),
+  iters: z.number(),
+  clock: Clock,
+});
+export type Settings = z.infer<typeof Settings>;
+
+export const RunRecord = z.object({
+  version: z.literal(SCHEMA_VERSION),
+  id: z.string(),
+  kernel: z.string(),
+  set: z.string(),
+  timestamp: z.string(),
+  metalbench: z.string(),
+  mode: z.enum(["paired", "metal", "mlx"]),
+  backend: z.enum(["metal", "sim"]),
+  bucket: z.string(),
+  device: z.object({
+    name: z.string(),
+    timer: z.string(),
+    gpuCores: z.number(),
+    chip: z.string().nullable(),
+  }),
+  sizes: z.record(z.string(), z.number()),
+  settings: Settings,
+  source: z.object({ path: z.string(), variant: z.string(), sha256: z.string() }).nullable(),
+  pipelines: z.array(PipelineInfo),
+  correctness: Correctness,
+  kernelTiming: KernelTiming.nullable(),
+  mlxTiming: MlxTiming.nullable(),
+  coldStart: ColdStart.nullable(),
+  metrics: z.object({
+    speedup: z.number().nullable(),
+    gflops: z.number().nullable(),
+    gbps: z.number().nullable(),
+    arithmeticIntensity: z.number(),
+    flops: z.number(),
+    bytes: z.number(),
+    peakBandwidthPct: z.number().nullable(),
+    peakComputePct: z.number().nullable(),
+    roofline: z.enum(["memory-bound", "compute-bound"]).nullable(),
+  }),
+  scores: Scores,
+  target: Target,
+  error: z.object({ kind: z.string(), message: z.string() }).nullable(),
+});
+export type RunRecord = z.infer<typeof RunRecord>;
+
+export const ResultsFile = z.object({
+  version: z.literal(SCHEMA_VERSION),
+  kernel: z.string(),
+  bucket: z.string(),
+  runs: z.array(RunRecord),
+});
+export type ResultsFile = z.infer<typeof ResultsFile>;
+
+export const SessionEntry = z.object({
+  kernel: z.string(),
+  set: z.string(),
+  runId: z.string(),
+  timestamp: z.string(),
+  backend: z.enum(["metal", "sim"]),
+  device: z.string(),
+  /** Runs are compared only when their settings key is equal. */
+  settingsKey: z.string(),
+  settings: Settings,
+  variant: z.string(),
+  sourcePath: z.string(),
+  /** The whole Metal source, so the record is reproducible from this file alone. */
+  source: z.string(),
+  sourceSha256: z.string(),
+  kernelMedianMs: z.number(),
+  mlxMedianMs: z.number().nullable(),
+  speedup: z.number().nullable(),
+  gflops: z.number().nullable(),
+  gbps: z.number().nullable(),
+  scores: Scores,
+});
+export type SessionEntry = z.infer<typeof SessionEntry>;
+
+export const Session = z.object({
+  version: z.literal(SCHEMA_VERSION),
+  buckets: z.record(z.string(), z.record(z.string(), SessionEntry)),
+});
+export type Session = z.infer<typeof Session>;

@@ -1,0 +1,62 @@
+/** Test helper: a run record as the benchmark would write it. */
+import type { RunRecord } from "../src/store/schema.ts";
+import { summarize } from "../src/bench/stats.ts";
+
+export function fakeRun(
+  kernel: string,
+  medianMs: number,
+  overrides: Partial<RunRecord> = {},
+): RunRecord {
+  const ns = [medianMs * 1e6];
+  const timing = { wall: summarize(ns), device: summarize(ns), wallNs: ns, deviceNs: ns };
+  return {
+    version: 1,
+    id: crypto.randomUUID(),
+    kernel,
+    set: "common",
+    timestamp: new Date().toISOString(),
+    metalbench: "test",
+    mode: "paired",
+    backend: "sim",
+    bucket: "sim-x86_64",
+    device: { name: "sim", timer: "cpu-monotonic", gpuCores: 0, chip: null },
+    sizes: { N: 4 },
+    settings: {
+      size: "test",
+      seed: 0,
+      trials: 3,
+      warmup: 1,
+      iters: 1,
+      clock: { mode: "batched", batch: 5, description: "batched" },
+    },
+    source: { path: `/k/${kernel}.metal`, variant: "flat", sha256: "ab".repeat(32) },
+    pipelines: [],
+    correctness: {
+      status: "correct",
+      detail: "ok",
+      tolerance: { rtol: 0, atol: 0 },
+      trials: [],
+      maxAbsError: 0,
+      maxRelError: 0,
+      withinFraction: 1,
+    },
+    kernelTiming: timing,
+    mlxTiming: null,
+    coldStart: null,
+    metrics: {
+      speedup: null,
+      gflops: null,
+      gbps: null,
+      arithmeticIntensity: 0,
+      flops: 0,
+      bytes: 0,
+      peakBandwidthPct: null,
+      peakComputePct: null,
+      roofline: null,
+    },
+    scores: { speed: null, compute: null, memory: null, stable: 1, balanced: null },
+    target: "speed",
+    error: null,
+    ...overrides,
+  };
+}
