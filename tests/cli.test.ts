@@ -1,24 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { makeWorkspace } from "./_workspace.ts";
-
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
-const CONFIG = new URL("../deno.json", import.meta.url).pathname;
-
-export async function metalbench(
-  args: string[],
-  opts: { cwd?: string; env?: Record<string, string> } = {},
-) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--quiet", "--config", CONFIG, MAIN, ...args],
-    cwd: opts.cwd,
-    env: opts.env,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
+import { metalbench } from "./_cli.ts";
 
 const REGISTRY = JSON.stringify({
   set: "common",

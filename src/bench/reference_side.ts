@@ -26,6 +26,8 @@ export class ReferenceProblemError extends Error {
 export interface ReferenceSide {
   /** "MLX 0.32.4 (cpu)" */
   readonly device: string;
+  /** The worker's process id (one worker serves a whole session). */
+  readonly pid: number;
   load(
     problem: string,
     path: string,

@@ -25,7 +25,8 @@ export function renderReport(r: RunRecord): string {
   const sim = r.backend === "sim" && r.mode !== "mlx";
   const headline = r.scores[r.target];
   const out: string[] = [];
-  const row = (k: string, v: string) => out.push(`${k.padEnd(12)}: ${v}`);
+  const row = (k: string, v: string) =>
+    out.push(k ? `${k.padEnd(12)}: ${v}` : `${"".padEnd(14)}${v}`);
 
   out.push(
     `${r.kernel}  target=${r.target} score=${scoreCell(headline)}${
@@ -121,7 +122,10 @@ export function renderReport(r: RunRecord): string {
       }, MLX first call ${fixed(cs.mlxFirstCallMs, 3, " ms")}`,
     );
   }
-  if (r.error && r.correctness.status !== "incorrect") row("error", r.error.message);
+  if (r.error && r.error.message.trim() !== c.detail) {
+    // The whole text (compiler diagnostics, fault report) once, indented.
+    out.push(...r.error.message.trim().split("\n").map((l) => `    ${l}`));
+  }
 
   if (r.kernelTiming) {
     out.push("", "target     score", "---------- ----------");

@@ -182,6 +182,17 @@ function judgeTrials(trials: Correctness["trials"]): { status: CorrectnessStatus
   return { status: "correct", detail: `${trials.length} checks passed` };
 }
 
+/**
+ * One line out of a multi-line error: a compiler's first "file:line:col:
+ * error:" diagnostic when there is one, else the first line.
+ */
+export function firstLine(message: string): string {
+  const lines = message.split("\n").map((l) => l.trim()).filter(Boolean);
+  const errors = lines.filter((l) => /^[^\s:]+:\d+:\d+: (fatal )?error: /.test(l));
+  if (errors.length > 1) return `${errors[0]} (and ${errors.length - 1} more error(s))`;
+  return errors[0] ?? lines[0] ?? message;
+}
+
 /** Benchmark one problem. Never throws for a kernel's fault: it is recorded. */
 export async function benchmark(
   ctx: BenchContext,
@@ -208,8 +219,10 @@ export async function benchmark(
   let mlxFirstCallMs: number | null = null;
   let pipelines: RunRecord["pipelines"] = [];
 
+  // The verdict's detail is one line; the error keeps the whole text
+  // (a compiler's diagnostics, a fault report).
   const fail = (status: CorrectnessStatus, kind: string, message: string) => {
-    verdict = { status, detail: message };
+    verdict = { status, detail: firstLine(message) };
     error = { kind, message };
   };
 
@@ -311,7 +324,12 @@ export async function benchmark(
           batch: opts.clock.batch,
         })
       );
-      mlxTiming = { wall: summarize(t.samplesNs), wallNs: t.samplesNs, device: r.device };
+      mlxTiming = {
+        wall: summarize(t.samplesNs),
+        wallNs: t.samplesNs,
+        device: r.device,
+        workerPid: r.pid,
+      };
     }
   } catch (e) {
     if (e instanceof ReferenceProblemError) {

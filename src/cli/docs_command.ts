@@ -3,13 +3,13 @@ import { loadRegistry } from "../registry/load.ts";
 import { chooseWorkspace } from "../registry/workspace.ts";
 import { writeKernelsDoc, writeSessionDocs } from "../store/markdown.ts";
 import { readSession } from "../store/session.ts";
-import { withLock } from "../store/files.ts";
+import { lockPathFor, withLock } from "../store/files.ts";
 import { EXIT } from "./exit_codes.ts";
 
 export async function docsCommand(opts: { workspace?: string }): Promise<number> {
   const workspace = chooseWorkspace(opts.workspace);
   const registry = loadRegistry(workspace);
-  await withLock(`${workspace.sessionPath}.lock`, async () => {
+  await withLock(lockPathFor(workspace.sessionPath), async () => {
     await writeSessionDocs(await readSession(workspace.sessionPath), workspace);
   });
   await writeKernelsDoc(registry);

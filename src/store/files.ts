@@ -1,11 +1,13 @@
 /**
  * Nothing is lost: files are replaced atomically (write a sibling temp file,
  * fsync, rename) and read-modify-write cycles run under an exclusive lock
- * on a sidecar `<file>.lock` (the data file itself is replaced by rename, so
+ * on a sidecar `.<file>.lock` (the data file itself is replaced by rename, so
  * it cannot carry the lock). Locks are Deno.FsFile.lock: advisory, held
  * between processes, released when the holder exits, even by a crash.
+ * The sidecar is hidden (.name.lock) and never deleted (deleting a lock
+ * file while another process waits on it would split the lock).
  */
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 
 export async function atomicWrite(path: string, text: string): Promise<void> {
   await atomicWriteBytes(path, new TextEncoder().encode(text));
@@ -25,6 +27,11 @@ export async function atomicWriteBytes(path: string, bytes: Uint8Array): Promise
     throw e;
   }
   await Deno.rename(tmp, path);
+}
+
+/** The hidden sidecar lock of a data file: dir/.name.lock. */
+export function lockPathFor(path: string): string {
+  return join(dirname(path), `.${basename(path)}.lock`);
 }
 
 /** Run `fn` holding an exclusive lock on `lockPath` (created if missing). */

@@ -69,7 +69,7 @@ export function linkMarkdown(session: Session, ws: Workspace): string {
     }
     lines.push("");
   }
-  return lines.join("\n");
+  return lines.join("\n") + "\n";
 }
 
 export function kernelsMarkdown(registry: Registry): string {

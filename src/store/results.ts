@@ -4,7 +4,7 @@
  * is kept as it is and the error says so.
  */
 import { join } from "node:path";
-import { atomicWrite, readIfExists, withLock } from "./files.ts";
+import { atomicWrite, lockPathFor, readIfExists, withLock } from "./files.ts";
 import { ResultsFile, type RunRecord, SCHEMA_VERSION } from "./schema.ts";
 
 export class ResultsFileError extends Error {
@@ -40,7 +40,7 @@ export async function readResults(path: string): Promise<ResultsFile | undefined
 /** Append `run` to its kernel's results file; returns the file's path. */
 export async function appendRun(resultsDir: string, run: RunRecord): Promise<string> {
   const path = resultsPath(resultsDir, run.bucket, run.kernel);
-  await withLock(`${path}.lock`, async () => {
+  await withLock(lockPathFor(path), async () => {
     const file = await readResults(path) ??
       { version: SCHEMA_VERSION, kernel: run.kernel, bucket: run.bucket, runs: [] };
     file.runs.push(run);

@@ -81,6 +81,8 @@ export const MlxTiming = z.object({
   wall: Summary,
   wallNs: z.array(z.number()),
   device: z.string(),
+  /** The worker process: a --all run starts one for every problem. */
+  workerPid: z.number(),
 });
 
 export const ColdStart = z.object({

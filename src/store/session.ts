@@ -4,7 +4,7 @@
  * only competes with an entry measured the same way (same backend, size and
  * clock), so a best is never "won" by changing the settings.
  */
-import { atomicWrite, readIfExists, withLock } from "./files.ts";
+import { atomicWrite, lockPathFor, readIfExists, withLock } from "./files.ts";
 import {
   type RunRecord,
   SCHEMA_VERSION,
@@ -119,7 +119,7 @@ export async function offerRun(
   source: string,
   onChange?: (session: Session) => Promise<void>,
 ): Promise<SessionUpdate> {
-  return await withLock(`${path}.lock`, async () => {
+  return await withLock(lockPathFor(path), async () => {
     const session = await readSession(path);
     const update = judge(session, run, source);
     if (update.kind === "new-best") {

@@ -1,0 +1,222 @@
+/**
+ * The benchmark pipeline end to end on the simulator with the real MLX
+ * worker: buggy kernels and kernels that try to cheat are each caught, the
+ * run goes on past faults and hangs, and concurrent runs keep a valid
+ * leaderboard.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { makeWorkspace } from "./_workspace.ts";
+import { metalbench } from "./_cli.ts";
+import { makeTensor } from "../src/bench/inputs.ts";
+import { sizeProblem } from "../src/registry/problem.ts";
+import { expand } from "../src/registry/templates.ts";
+import { RegistryEntry } from "../src/registry/schema.ts";
+import type { RunRecord } from "../src/store/schema.ts";
+import { Session } from "../src/store/schema.ts";
+
+const RELU_PY = await Deno.readTextFile(new URL("../references/common/relu.py", import.meta.url));
+const RELU_METAL = await Deno.readTextFile(
+  new URL("../kernels/common/relu.metal", import.meta.url),
+);
+
+const NEIGHBOR_MAX_PY = `import mlx.core as mx
+import mlx.nn as nn
+
+
+class Model(nn.Module):
+    def __call__(self, x):
+        pairs = x.reshape(-1, 2)
+        m = mx.max(pairs, axis=1, keepdims=True)
+        return mx.broadcast_to(m, pairs.shape).reshape(x.shape)
+`;
+
+/** A one-element-per-thread kernel body over x, y, n. */
+const scalarKernel = (body: string, xQualifier = "const ") =>
+  `#include <metal_stdlib>
+using namespace metal;
+kernel void k(device ${xQualifier}float* x [[buffer(0)]], device float* y [[buffer(1)]],
+              constant uint& n [[buffer(2)]], uint gid [[thread_position_in_grid]]) {
+  if (gid >= n) return;
+  ${body}
+}
+`;
+
+const neighborMax = (barrier: boolean) =>
+  `#include <metal_stdlib>
+using namespace metal;
+// y[i] = max(x[i], x[i ^ 1]): each thread stages its element in threadgroup
+// memory and reads its neighbour's, which needs a barrier in between.
+kernel void k(device const float* x [[buffer(0)]], device float* y [[buffer(1)]],
+              constant uint& n [[buffer(2)]], uint gid [[thread_position_in_grid]],
+              uint lid [[thread_position_in_threadgroup]]) {
+  threadgroup float staged[256];
+  staged[lid] = x[gid];
+  ${barrier ? "threadgroup_barrier(mem_flags::mem_threadgroup);" : "// (barrier missing)"}
+  y[gid] = max(staged[lid], staged[lid ^ 1]);
+}
+`;
+
+/** The first input value of seed 0, as a kernel that memorised it would know it. */
+function firstValueOfSeed0(): string {
+  const entry = expand(
+    RegistryEntry.parse({ template: "elementwise", description: "x", function: "k" }),
+  );
+  const x = sizeProblem("p", "common", entry, "test").inputs[0];
+  const v = new Float32Array(makeTensor(x, 0).buffer)[0];
+  return `${v.toPrecision(9)}f`;
+}
+
+interface Case {
+  kernel: string;
+  expect: RunRecord["correctness"]["status"];
+  detail?: RegExp;
+  reference?: string;
+  vector?: number;
+}
+
+const CASES: Record<string, Case> = {
+  good_relu: { kernel: RELU_METAL.replace("relu_f32", "k"), expect: "correct", vector: 4 },
+  good_neighbor_max: { kernel: neighborMax(true), expect: "correct", reference: NEIGHBOR_MAX_PY },
+  cheat_writes_nothing: {
+    kernel: scalarKernel("(void)x; (void)y;"),
+    expect: "incorrect",
+    detail: /0\.00% of 4000 elements within tolerance.*NaN\/Inf where the reference has none/,
+  },
+  cheat_writes_half: {
+    kernel: scalarKernel("if (gid < n / 2) y[gid] = max(x[gid], 0.0f);"),
+    expect: "incorrect",
+    detail: /50\.00% of 4000/,
+  },
+  cheat_writes_constant: { kernel: scalarKernel("y[gid] = 0.25f;"), expect: "incorrect" },
+  cheat_changes_input: {
+    kernel: scalarKernel("y[gid] = max(x[gid], 0.0f); x[gid] = 0.0f;", ""),
+    expect: "incorrect",
+    detail: /modified its input\(s\) x/,
+  },
+  cheat_first_seed_only: {
+    kernel: scalarKernel(`y[gid] = x[0] == ${firstValueOfSeed0()} ? max(x[gid], 0.0f) : 0.0f;`),
+    expect: "incorrect",
+    detail: /trial seed 1/,
+  },
+  bug_wrong_index: {
+    kernel: scalarKernel("y[gid] = max(x[gid > 0 ? gid - 1 : 0], 0.0f);"),
+    expect: "incorrect",
+  },
+  bug_missing_barrier: {
+    kernel: neighborMax(false),
+    expect: "incorrect",
+    reference: NEIGHBOR_MAX_PY,
+  },
+  bug_endless_loop: {
+    kernel: scalarKernel("while (true) { y[gid] += 1.0f; }"),
+    expect: "fault",
+    detail: /did not finish|time/,
+  },
+  bug_writes_out_of_bounds: {
+    kernel: scalarKernel("y[gid + 100000000u] = 1.0f;"),
+    expect: "fault",
+  },
+  bug_does_not_compile: {
+    kernel: scalarKernel("y[gid] = max(x[gid] 0.0f);"),
+    expect: "compile-error",
+    detail: /^k\.metal:\d+:\d+: error: /,
+  },
+};
+
+async function suiteWorkspace(): Promise<string> {
+  const problems: Record<string, unknown> = {};
+  const files: Record<string, string> = {};
+  for (const [name, c] of Object.entries(CASES)) {
+    problems[name] = {
+      template: "elementwise",
+      description: name,
+      function: "k",
+      vector: c.vector ?? 1,
+    };
+    files[`kernels/common/${name}.metal`] = c.kernel;
+    files[`references/common/${name}.py`] = c.reference ?? RELU_PY;
+  }
+  files["registry/common.json"] = JSON.stringify({ set: "common", problems });
+  return await makeWorkspace(files);
+}
+
+Deno.test("buggy and cheating kernels are each caught, and the run goes on past faults and hangs", async () => {
+  const ws = await suiteWorkspace();
+  const r = await metalbench([
+    "--all",
+    "--backend=sim",
+    "--json",
+    "--iters=2",
+    "--warmup=0",
+    "--timeout=3000",
+    "--workspace",
+    ws,
+  ]);
+  assert.equal(r.code, 1, `exit 1 when a kernel fails\n${r.stderr}`);
+  const out = JSON.parse(r.stdout) as {
+    runs: RunRecord[];
+    summary: { problems: number; correct: number };
+  };
+  const byName = new Map(out.runs.map((run) => [run.kernel, run]));
+  assert.equal(byName.size, Object.keys(CASES).length, "every problem ran");
+  for (const [name, c] of Object.entries(CASES)) {
+    const run = byName.get(name)!;
+    assert.equal(run.correctness.status, c.expect, `${name}: ${run.correctness.detail}`);
+    if (c.detail) assert.match(run.correctness.detail, c.detail, name);
+  }
+  assert.equal(out.summary.correct, 2);
+  // One MLX worker served the whole --all run.
+  const pids = new Set(out.runs.filter((x) => x.mlxTiming).map((x) => x.mlxTiming!.workerPid));
+  assert.equal(pids.size, 1, `worker pids ${[...pids]}`);
+});
+
+async function reluWorkspace(): Promise<string> {
+  return await makeWorkspace({
+    "registry/common.json": JSON.stringify({
+      set: "common",
+      problems: { relu: { template: "elementwise", description: "relu", function: "relu_f32" } },
+    }),
+    "kernels/common/relu.metal": RELU_METAL,
+    "references/common/relu.py": RELU_PY,
+  });
+}
+
+const readSession = async (ws: string) =>
+  Session.parse(JSON.parse(await Deno.readTextFile(join(ws, "session.json"))));
+
+Deno.test("two runs started together both finish and session.json holds a valid best", async () => {
+  const ws = await reluWorkspace();
+  const args = ["relu", "--backend=sim", "--iters=3", "--warmup=0", "--workspace", ws];
+  const [a, b] = await Promise.all([metalbench(args), metalbench(args)]);
+  assert.equal(a.code, 0, a.stderr);
+  assert.equal(b.code, 0, b.stderr);
+  const session = await readSession(ws);
+  const entry = session.buckets["sim-x86_64"]?.relu ?? Object.values(session.buckets)[0].relu;
+  const results = JSON.parse(
+    await Deno.readTextFile(join(ws, "results", Object.keys(session.buckets)[0], "relu.json")),
+  );
+  assert.equal(results.runs.length, 2, "both runs kept");
+  const medians = results.runs.map((x: RunRecord) => x.kernelTiming!.wall.median / 1e6);
+  assert.equal(entry.kernelMedianMs, Math.min(...medians), "the best of the two");
+  assert.equal(entry.source, RELU_METAL, "the full source");
+});
+
+Deno.test("a correct run enters session.json; a slower one leaves the entry alone", async () => {
+  const ws = await reluWorkspace();
+  const args = ["relu", "--backend=sim", "--iters=3", "--warmup=0", "--workspace", ws];
+  const first = await metalbench(args);
+  assert.equal(first.code, 0, first.stderr);
+  assert.match(first.stderr, /updated session\.json \[sim-[a-z0-9_]+\/relu\]: first entry/);
+  // Make the recorded best unbeatable: the next run is slower than it.
+  const session = await readSession(ws);
+  const bucket = Object.keys(session.buckets)[0];
+  session.buckets[bucket].relu.kernelMedianMs = 1e-9;
+  const before = JSON.stringify(session, null, 2) + "\n";
+  await Deno.writeTextFile(join(ws, "session.json"), before);
+  const second = await metalbench(args);
+  assert.equal(second.code, 0, second.stderr);
+  assert.match(second.stderr, /unchanged: .* is not faster than the recorded/);
+  assert.equal(await Deno.readTextFile(join(ws, "session.json")), before);
+  assert.match(await Deno.readTextFile(join(ws, "best_times.md")), /\| relu \| common \|/);
+});
