@@ -135,3 +135,42 @@ export function renderReport(r: RunRecord): string {
   }
   return out.join("\n");
 }
+
+/** One row per run: the end of a `--all` run, before the summary. */
+export function renderTable(runs: RunRecord[]): string {
+  const head = [
+    "kernel",
+    "set",
+    "status",
+    "speedup",
+    "kernel ms",
+    "mlx ms",
+    "GFLOPS",
+    "GB/s",
+    "stable",
+  ];
+  const rows = runs.map((r) => [
+    r.kernel,
+    r.set,
+    r.correctness.status,
+    r.metrics.speedup === null ? "—" : `${r.metrics.speedup.toFixed(2)}×`,
+    r.kernelTiming ? ms(r.kernelTiming.wall.median) : "—",
+    r.mlxTiming ? ms(r.mlxTiming.wall.median) : "—",
+    fixed(r.metrics.gflops, 1),
+    fixed(r.metrics.gbps, 1),
+    fixed(r.scores.stable, 2),
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (i < 3 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
+  const failures = runs
+    .filter((r) => !["correct", "unchecked"].includes(r.correctness.status))
+    .map((r) => `  ${r.kernel}: ${r.correctness.detail}`);
+  return [
+    line(head),
+    line(widths.map((w) => "-".repeat(w))),
+    ...rows.map(line),
+    ...(failures.length ? ["", "failures:", ...failures] : []),
+  ]
+    .join("\n");
+}

@@ -71,6 +71,7 @@ export async function runSession(
     const started = performance.now();
     const { record, sourceText } = await benchmark(ctx, problem, opts);
     records.push(record);
+    events.onResult?.(record, i, problems.length, performance.now() - started);
     if (opts.save && record.mode !== "mlx") {
       await appendRun(workspace.resultsDir, record);
       if (sourceText !== null) {
@@ -83,7 +84,6 @@ export async function runSession(
         events.onNote?.(describeUpdate(record.bucket, record.kernel, update));
       }
     }
-    events.onResult?.(record, i, problems.length, performance.now() - started);
   }
   return records;
 }

@@ -11,7 +11,7 @@ import { MlxReference } from "../bench/reference_mlx.ts";
 import { ReferenceCache } from "../bench/reference_cache.ts";
 import { runSession, summarizeRuns, type Summary } from "../bench/session_run.ts";
 import type { BenchContext, RunMode } from "../bench/run.ts";
-import { renderReport } from "../bench/report.ts";
+import { renderReport, renderTable } from "../bench/report.ts";
 import { withLock } from "../store/files.ts";
 import { readSession } from "../store/session.ts";
 import type { Clock, RunRecord, Target } from "../store/schema.ts";
@@ -93,14 +93,15 @@ function clockOf(flags: BenchFlags, batch: number, backend: BackendKind | null):
   };
 }
 
-function progressLine(r: RunRecord, i: number, total: number, ms: number): string {
+const stderrWrite = (text: string) => Deno.stderr.writeSync(new TextEncoder().encode(text));
+
+/** The end of a problem's progress line (onStart wrote its beginning). */
+function progressResult(r: RunRecord, ms: number): string {
   const c = r.correctness.status;
   const mark = c === "correct" ? "✓" : c === "unchecked" ? "?" : "✗";
   const speed = r.metrics.speedup !== null ? ` ${r.metrics.speedup.toFixed(2)}×` : "";
   const why = c === "correct" || c === "unchecked" ? "" : ` ${c}: ${r.correctness.detail}`;
-  return `[${i + 1}/${total}] ${r.kernel.padEnd(24)} ${mark}${speed}${why} (${
-    (ms / 1000).toFixed(1)
-  } s)`;
+  return `${mark}${speed}${why} (${(ms / 1000).toFixed(1)} s)`;
 }
 
 export function renderSummary(s: Summary, sim: boolean): string {
@@ -173,11 +174,11 @@ export async function benchCommand(names: string[], flags: BenchFlags): Promise<
       save: flags.session,
     }, {
       onStart: (p, i, n) => {
-        if (many && !flags.json) console.error(`[${i + 1}/${n}] ${p.name} …`);
+        if (many && !flags.json) stderrWrite(`[${i + 1}/${n}] ${p.name.padEnd(24)} … `);
       },
-      onResult: (r, i, n, ms) => {
+      onResult: (r, _i, _n, ms) => {
         if (flags.json) return;
-        if (many) console.error(progressLine(r, i, n, ms));
+        if (many) console.error(progressResult(r, ms));
         else console.log(renderReport(r));
       },
       onNote: (line) => console.error(line),
@@ -186,7 +187,7 @@ export async function benchCommand(names: string[], flags: BenchFlags): Promise<
     if (flags.json) {
       console.log(JSON.stringify({ runs: records, summary }, null, 2));
     } else if (many) {
-      for (const r of records) console.log(renderReport(r), "\n");
+      console.log(renderTable(records));
       console.log(renderSummary(summary, kind === "sim" && mode !== "mlx"));
     }
     const failed = records.some((r) =>

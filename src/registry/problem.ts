@@ -90,8 +90,8 @@ export function sizeProblem(
   entry: CustomEntry,
   size: SizeName,
 ): SizedProblem {
-  const env = entry.sizes[size];
   try {
+    const env = expressionEnv(entry, size);
     const tensor = (role: ResolvedTensor["role"]) => (t: CustomEntry["inputs"][number]) => {
       const shape = t.shape.map((d, i) => evaluateInt(d, env, `${t.name}.shape[${i}]`));
       const numel = shape.reduce((a, b) => a * b, 1);
@@ -173,7 +173,7 @@ export function sizeProblem(
       name,
       set,
       size,
-      sizes: { ...env },
+      sizes: { ...entry.sizes[size] },
       init,
       inputs,
       outputs,
@@ -189,6 +189,19 @@ export function sizeProblem(
     }
     throw e;
   }
+}
+
+/** Sizes, then numeric init values, then derived sizes (each may use those before it). */
+function expressionEnv(entry: CustomEntry, size: SizeName): Record<string, number> {
+  const env: Record<string, number> = { ...entry.sizes[size] };
+  for (const [k, v] of Object.entries(entry.init)) {
+    if (typeof v === "number" && !(k in env)) env[k] = v;
+  }
+  for (const [k, v] of Object.entries(entry.derived)) {
+    if (k in env) throw new ProblemError(`derived size '${k}' shadows a size or init value`);
+    env[k] = evaluate(v, env);
+  }
+  return env;
 }
 
 function tryEvaluate(v: string, env: Record<string, number>): number | undefined {

@@ -94,9 +94,18 @@ export const Sizes = z.object({
 const ModelInit = z.record(Name, z.union([z.number(), z.string(), z.boolean()]));
 
 const Common = {
+  /** One line: what the problem computes. */
   description: z.string().min(1),
+  /** Why the sizes and tolerances are what they are. */
+  notes: z.string().optional(),
   tolerance: Tolerance.optional(),
+  /**
+   * Model(**init) arguments. Numeric ones are also names in the entry's
+   * expressions, so a kernel scalar can say "eps" instead of repeating it.
+   */
   init: ModelInit.default({}),
+  /** Named sizes computed from the others, e.g. G = "min(ceil_div(N, 4096), 1024)". */
+  derived: z.record(Name, Dim).default({}),
 };
 
 export const CustomEntry = z.object({
@@ -108,7 +117,12 @@ export const CustomEntry = z.object({
   /** Buffers written by one dispatch and read by a later one. */
   intermediates: z.array(Tensor).default([]),
   dispatches: z.array(Dispatch).min(1),
+  /** Floating-point operations of the whole problem. */
   flops: Dim,
+  /**
+   * Compulsory memory traffic: bytes of the inputs read plus the outputs
+   * written (intermediates excluded), so GB/s is comparable across designs.
+   */
   bytes: Dim,
 });
 export type CustomEntry = z.infer<typeof CustomEntry>;
@@ -126,7 +140,8 @@ export const ElementwiseEntry = z.object({
   inputInit: z.record(Name, Distribution).default({}),
   dtype: Dtype.default("float32"),
   shape: z.array(Dim).min(1).default(["M", "N"]),
-  sizes: Sizes.default({ bench: { M: 16, N: 16384 }, test: { M: 4, N: 1000 } }),
+  // Test size: 3003 elements leaves a tail past the last float4 and a partial group.
+  sizes: Sizes.default({ bench: { M: 16, N: 16384 }, test: { M: 3, N: 1001 } }),
   vector: z.number().int().positive().default(4),
   threadgroup: z.number().int().positive().default(256),
   flopsPerElement: z.number().nonnegative().default(1),

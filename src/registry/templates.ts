@@ -38,8 +38,10 @@ function expandElementwise(e: ElementwiseEntry): CustomEntry {
   return {
     template: "custom",
     description: e.description,
+    notes: e.notes,
     tolerance: e.tolerance,
     init: e.init,
+    derived: e.derived,
     sizes: e.sizes,
     inputs: e.inputs.map((name) => ({
       name,
@@ -76,8 +78,10 @@ function expandRowwise(e: RowwiseEntry): CustomEntry {
   return {
     template: "custom",
     description: e.description,
+    notes: e.notes,
     tolerance: e.tolerance,
     init: e.init,
+    derived: e.derived,
     sizes: e.sizes,
     inputs: [{ name: "x", shape: ["R", "C"], dtype: e.dtype, init: e.inputInit }, ...params],
     outputs: [{ name: "y", shape: outShape, dtype: e.dtype, init: NORMAL }],
@@ -108,8 +112,10 @@ function expandMatmul(e: MatmulEntry): CustomEntry {
   return {
     template: "custom",
     description: e.description,
+    notes: e.notes,
     tolerance: e.tolerance,
     init: e.init,
+    derived: e.derived,
     sizes: e.sizes,
     inputs: [
       { name: "A", shape: ["M", "K"], dtype: e.dtype, init: NORMAL },

@@ -1,0 +1,74 @@
+#include <metal_stdlib>
+using namespace metal;
+
+// Inclusive prefix sum along the last dimension of x[R, C]: one threadgroup
+// per row, which walks the row in chunks of 4 * threads elements with a
+// running carry (the sum of all earlier chunks).
+//
+// Within a chunk, thread t owns the quad at 4t: a float4 load, a serial
+// inclusive scan of its 4 values, simd_prefix_exclusive_sum of the quad
+// totals across the SIMD group, then the SIMD-group totals go through a
+// threadgroup array and every SIMD group scans those slots itself
+// (simd_prefix_exclusive_sum again; at most 32 of them) - one barrier pair
+// per chunk. Each element is read once and written once.
+
+// x[i..i+3] of a row: one float4 load when the row starts 16-byte aligned and
+// the quad is whole; element by element otherwise (the last partial quad, or
+// every quad of a row whose start is not a multiple of 4 floats, which
+// happens when C % 4 != 0). Missing elements read as 0, the sum's identity.
+static inline float4 load_quad(device const float* row, uint i, uint n, bool aligned) {
+  if (aligned && i + 4 <= n) return *reinterpret_cast<device const float4*>(row + i);
+  float4 v = float4(0.0f);
+  for (uint j = 0; j < 4 && i + j < n; ++j) v[j] = row[i + j];
+  return v;
+}
+
+static inline void store_quad(device float* row, uint i, uint n, bool aligned, float4 v) {
+  if (aligned && i + 4 <= n) {
+    *reinterpret_cast<device float4*>(row + i) = v;
+    return;
+  }
+  for (uint j = 0; j < 4 && i + j < n; ++j) row[i + j] = v[j];
+}
+
+kernel void cumsum_f32(device const float* x [[buffer(0)]],
+                       device float* y [[buffer(1)]],
+                       constant uint& C [[buffer(2)]],
+                       uint r [[threadgroup_position_in_grid]],
+                       uint tid [[thread_index_in_threadgroup]],
+                       uint tg_size [[threads_per_threadgroup]],
+                       uint lane [[thread_index_in_simdgroup]],
+                       uint sg [[simdgroup_index_in_threadgroup]],
+                       uint n_sg [[simdgroups_per_threadgroup]]) {
+  threadgroup float sg_total[32];  // one slot per SIMD group (at most 1024 / 32)
+
+  const ulong start = ulong(r) * C;
+  device const float* row = x + start;
+  device float* out = y + start;
+  const bool aligned = (start & 3) == 0;
+  // The last lane of this SIMD group (the group may be partial when the
+  // threadgroup size is not a multiple of 32).
+  const uint last_lane = min(32u, tg_size - sg * 32) - 1;
+
+  float carry = 0.0f;
+  // Every thread runs every chunk (also those past the row's end) so that
+  // the SIMD-group functions and barriers see uniform control flow.
+  for (uint base = 0; base < C; base += tg_size * 4) {
+    const uint i = base + tid * 4;
+    float4 v = i < C ? load_quad(row, i, C, aligned) : float4(0.0f);
+    v.y += v.x;
+    v.z += v.y;
+    v.w += v.z;
+    const float lane_prefix = simd_prefix_exclusive_sum(v.w);
+    if (lane == last_lane) sg_total[sg] = lane_prefix + v.w;
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+
+    const float slot = lane < n_sg ? sg_total[lane] : 0.0f;
+    const float sg_prefix = simd_shuffle(simd_prefix_exclusive_sum(slot), ushort(sg));
+    const float chunk_total = simd_sum(slot);
+    threadgroup_barrier(mem_flags::mem_threadgroup);  // sg_total is rewritten next chunk
+
+    if (i < C) store_quad(out, i, C, aligned, v + ((carry + sg_prefix) + lane_prefix));
+    carry += chunk_total;
+  }
+}
