@@ -3,12 +3,11 @@
  * simulator elsewhere (or when asked with --backend sim). The simulator's
  * results go to a simulator bucket, never a GPU one.
  */
-import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { Bridge, BridgeError, type DeviceInfo } from "./bridge.ts";
 import { type ChipInfo, detectChip } from "./chip.ts";
-import { fromFileUrl } from "../util/paths.ts";
-import { cacheHome } from "../util/paths.ts";
+import { cacheHome, fromFileUrl } from "../util/paths.ts";
+import { bridgeAvailable, type BridgeFiles, materializeBridge } from "./assets.ts";
 
 export type BackendKind = "metal" | "sim";
 
@@ -34,27 +33,9 @@ export function defaultBackend(): BackendKind {
   return Deno.build.os === "darwin" && Deno.build.arch === "aarch64" ? "metal" : "sim";
 }
 
-/** The repository's ffi/ folder when running from source. */
-export function ffiDir(): string {
+/** The repository's ffi/ folder (running from source). */
+function ffiDir(): string {
   return fromFileUrl(new URL("../../ffi/", import.meta.url));
-}
-
-export interface BridgeFiles {
-  library: string;
-  /** Simulator only: the runner executable and the folder of the metal_stdlib shim. */
-  runner?: string;
-  shimDir?: string;
-}
-
-/** Where the built bridge of `kind` is, running from source. */
-export function sourceBridgeFiles(kind: BackendKind): BridgeFiles {
-  const dir = ffiDir();
-  if (kind === "metal") return { library: join(dir, "build", "libmetal_bridge.dylib") };
-  return {
-    library: join(dir, "build", "libsim_bridge.so"),
-    runner: join(dir, "build", "mb_sim_runner"),
-    shimDir: join(dir, "sim", "include"),
-  };
 }
 
 /** Build the bridge with make when running from source and it is missing. */
@@ -97,8 +78,16 @@ export async function openBackend(opts: OpenOptions): Promise<Backend> {
       "use --backend sim to run the kernels on the simulator",
     );
   }
-  const files = opts.files ?? sourceBridgeFiles(kind);
-  if (!opts.files && !existsSync(files.library)) await buildBridge(kind);
+  if (!opts.files && !bridgeAvailable(kind)) {
+    if (Deno.build.standalone) {
+      throw new BackendError(
+        `this metalbench binary carries no ${kind} bridge (built for another platform?)`,
+        "download the binary for this platform",
+      );
+    }
+    await buildBridge(kind);
+  }
+  const files = opts.files ?? await materializeBridge(kind);
   let bridge: Bridge;
   try {
     bridge = Bridge.open(files.library, {

@@ -4,12 +4,8 @@
  * for each one that fails.
  */
 import { existsSync } from "node:fs";
-import {
-  type BackendKind,
-  defaultBackend,
-  openBackend,
-  sourceBridgeFiles,
-} from "../backend/select.ts";
+import { type BackendKind, defaultBackend, openBackend } from "../backend/select.ts";
+import { assetPath, BRIDGE_ASSETS, bridgeAvailable } from "../backend/assets.ts";
 import { checkPython, resolvePython, SetupError } from "../reference/python_env.ts";
 import { chooseWorkspace } from "../registry/workspace.ts";
 import { loadRegistry } from "../registry/load.ts";
@@ -32,17 +28,17 @@ kernel void doctor_probe(device float* x [[buffer(0)]], uint i [[thread_position
 
 async function backendCheck(kind: BackendKind): Promise<Check[]> {
   const checks: Check[] = [];
-  const files = sourceBridgeFiles(kind);
-  const built = existsSync(files.library);
+  const library = assetPath(BRIDGE_ASSETS[kind].library);
+  const built = bridgeAvailable(kind);
   checks.push({
     name: `${kind} bridge library`,
     ok: built,
-    detail: built ? files.library : `${files.library} is missing`,
+    detail: built ? library : `${library} is missing`,
     fix: built ? undefined : "metalbench setup   (or: deno task bridge)",
   });
   if (!built) return checks;
   try {
-    const backend = await openBackend({ kind, files });
+    const backend = await openBackend({ kind });
     try {
       const pipeline = await backend.bridge.compile(PROBE_KERNEL, "doctor_probe", {
         source_name: "probe.metal",

@@ -9,6 +9,7 @@ import { listCommand } from "./list_command.ts";
 import { doctorCommand } from "./doctor_command.ts";
 import { setupCommand } from "./setup_command.ts";
 import { docsCommand } from "./docs_command.ts";
+import { initCommand } from "./init_command.ts";
 import { TARGETS } from "../store/schema.ts";
 import { PROBLEM_SETS } from "../registry/schema.ts";
 import { VERSION } from "../version.ts";
@@ -105,6 +106,14 @@ export function buildProgram(setExit: (code: number) => void = () => {}) {
     .option("--quiet", "print nothing when everything is ready")
     .action(async (opts) => {
       setExit(await setupCommand(opts));
+    });
+
+  program
+    .command("init")
+    .description("copy the built-in suite into an editable workspace")
+    .argument("[dir]", "the folder (default: the current one)")
+    .action(async (dir) => {
+      setExit(await initCommand(dir));
     });
 
   program

@@ -2,15 +2,15 @@
  * `metalbench setup`: make this machine ready: the Python environment with
  * MLX and numpy, and (running from source) the bridge library.
  */
-import { existsSync } from "node:fs";
-import { defaultBackend, openBackend, sourceBridgeFiles } from "../backend/select.ts";
+import { defaultBackend, openBackend } from "../backend/select.ts";
+import { bridgeAvailable } from "../backend/assets.ts";
 import { ensurePythonEnv } from "../reference/python_env.ts";
 import { EXIT } from "./exit_codes.ts";
 
 export async function setupCommand(opts: { quiet?: true }): Promise<number> {
   const log = (line: string) => console.error(line);
   const kind = defaultBackend();
-  if (!existsSync(sourceBridgeFiles(kind).library)) {
+  if (!bridgeAvailable(kind)) {
     // Opening builds the bridge from source when it is missing, and proves it works.
     (await openBackend({ kind })).close();
   }

@@ -8,6 +8,7 @@
  * when it exists; `python3` on PATH.
  */
 import { readLines } from "./lines.ts";
+import { dataHome } from "../util/paths.ts";
 
 /** MLX fixes the reference numbers and timings: pin it exactly. */
 export const MLX_VERSION = "0.32.4";
@@ -40,10 +41,7 @@ export function pipRequirements(os: Os = Deno.build.os, arch: Arch = Deno.build.
 
 /** The managed environment's directory. */
 export function managedEnvDir(env: Env = Deno.env.toObject(), os: Os = Deno.build.os): string {
-  if (env.METALBENCH_HOME) return `${env.METALBENCH_HOME}/python`;
-  const home = env.HOME ?? "";
-  if (os === "darwin") return `${home}/Library/Application Support/metalbench/python`;
-  return `${env.XDG_DATA_HOME || `${home}/.local/share`}/metalbench/python`;
+  return `${dataHome(env, os)}/python`;
 }
 
 export const venvPython = (dir: string) => `${dir}/bin/python`;

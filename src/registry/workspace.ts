@@ -2,30 +2,37 @@
  * Where problems live and where results go. A workspace is a folder with
  * `registry/`, `kernels/` and `references/` (this repository is one; so is a
  * folder made by `metalbench init`). Results, session.json and the
- * generated markdown are written into it.
+ * generated markdown are written into it — except for the suite built into
+ * a compiled binary, which is read-only: its results go to the user's data
+ * folder.
  */
 import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import { fromFileUrl } from "../util/paths.ts";
+import { dataHome, fromFileUrl } from "../util/paths.ts";
 
 export interface Workspace {
+  /** Problems: registry/, kernels/, references/. */
   root: string;
   registryDir: string;
   kernelsDir: string;
   referencesDir: string;
+  /** Where results/, session.json and the generated markdown go. */
+  outputRoot: string;
   resultsDir: string;
   sessionPath: string;
 }
 
-export function workspaceAt(root: string): Workspace {
+export function workspaceAt(root: string, outputRoot = root): Workspace {
   const r = resolve(root);
+  const out = resolve(outputRoot);
   return {
     root: r,
     registryDir: join(r, "registry"),
     kernelsDir: join(r, "kernels"),
     referencesDir: join(r, "references"),
-    resultsDir: join(r, "results"),
-    sessionPath: join(r, "session.json"),
+    outputRoot: out,
+    resultsDir: join(out, "results"),
+    sessionPath: join(out, "session.json"),
   };
 }
 
@@ -44,9 +51,15 @@ export function findWorkspace(start: string): Workspace | undefined {
   }
 }
 
-/** The suite that ships with the program (this repository's root). */
+/** The suite that ships with the program (the repository root, or the binary's embedded copy). */
 export function builtinSuiteRoot(): string {
   return fromFileUrl(new URL("../../", import.meta.url));
+}
+
+/** The built-in suite, with its outputs where they can be written. */
+export function builtinWorkspace(): Workspace {
+  const root = builtinSuiteRoot();
+  return workspaceAt(root, Deno.build.standalone ? dataHome() : root);
 }
 
 export class WorkspaceError extends Error {
@@ -67,5 +80,5 @@ export function chooseWorkspace(explicit?: string): Workspace {
     }
     return workspaceAt(given);
   }
-  return findWorkspace(Deno.cwd()) ?? workspaceAt(builtinSuiteRoot());
+  return findWorkspace(Deno.cwd()) ?? builtinWorkspace();
 }

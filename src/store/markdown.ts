@@ -59,7 +59,7 @@ export function linkMarkdown(session: Session, ws: Workspace): string {
         a.kernel.localeCompare(b.kernel)
       )
     ) {
-      const src = relative(ws.root, e.sourcePath) || e.sourcePath;
+      const src = relative(ws.outputRoot, e.sourcePath) || e.sourcePath;
       const res = `results/${bucket}/${e.kernel}.json`;
       lines.push(
         `- **${e.kernel}**: source [${src}](${src}) (sha256 ${
@@ -96,10 +96,10 @@ export function kernelsMarkdown(registry: Registry): string {
 }
 
 export async function writeSessionDocs(session: Session, ws: Workspace): Promise<void> {
-  await atomicWrite(`${ws.root}/best_times.md`, bestTimesMarkdown(session));
-  await atomicWrite(`${ws.root}/LINK.md`, linkMarkdown(session, ws));
+  await atomicWrite(`${ws.outputRoot}/best_times.md`, bestTimesMarkdown(session));
+  await atomicWrite(`${ws.outputRoot}/LINK.md`, linkMarkdown(session, ws));
 }
 
 export async function writeKernelsDoc(registry: Registry): Promise<void> {
-  await atomicWrite(`${registry.workspace.root}/KERNELS.md`, kernelsMarkdown(registry));
+  await atomicWrite(`${registry.workspace.outputRoot}/KERNELS.md`, kernelsMarkdown(registry));
 }
