@@ -56,6 +56,7 @@ export function fakeRun(
     },
     scores: { speed: null, compute: null, memory: null, stable: 1, balanced: null },
     target: "speed",
+    gputrace: null,
     error: null,
     ...overrides,
   };

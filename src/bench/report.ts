@@ -113,6 +113,12 @@ export function renderReport(r: RunRecord): string {
     );
     row("stability", `${fixed(r.scores.stable, 2)} (1 − (p90 − p10)/median)`);
   }
+  if (r.gputrace) {
+    row(
+      "gputrace",
+      r.gputrace.written ? `written to ${r.gputrace.path}` : `not captured: ${r.gputrace.detail}`,
+    );
+  }
   if (r.coldStart) {
     const cs = r.coldStart;
     row(

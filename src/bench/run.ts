@@ -36,6 +36,8 @@ export interface BenchOptions {
   target: Target;
   /** Kernel variant to use instead of the chip's (e.g. "m4"). */
   variant?: string;
+  /** Capture one run of the kernel into this .gputrace, or into <folder>/<name>.gputrace (Metal only). */
+  gputrace?: string;
 }
 
 export interface BenchContext {
@@ -182,6 +184,22 @@ function judgeTrials(trials: Correctness["trials"]): { status: CorrectnessStatus
   return { status: "correct", detail: `${trials.length} checks passed` };
 }
 
+/** Capture one run of the kernel; a backend without capture says why. */
+async function capture(
+  kernel: PreparedKernel,
+  path: string,
+): Promise<NonNullable<RunRecord["gputrace"]>> {
+  try {
+    await kernel.command.capture(path);
+    return { path, written: true, detail: "one run of the command" };
+  } catch (e) {
+    if (e instanceof BridgeError && e.status !== "execution" && e.status !== "timeout") {
+      return { path, written: false, detail: e.message };
+    }
+    throw e;
+  }
+}
+
 /**
  * One line out of a multi-line error: a compiler's first "file:line:col:
  * error:" diagnostic when there is one, else the first line.
@@ -218,6 +236,7 @@ export async function benchmark(
   let firstRunMs: number | null = null;
   let mlxFirstCallMs: number | null = null;
   let pipelines: RunRecord["pipelines"] = [];
+  let gputrace: RunRecord["gputrace"] = null;
 
   // The verdict's detail is one line; the error keeps the whole text
   // (a compiler's diagnostics, a fault report).
@@ -297,6 +316,12 @@ export async function benchmark(
           wallNs: [...times.wallNs],
           deviceNs: [...times.deviceNs],
         };
+        if (opts.gputrace) {
+          const path = opts.gputrace.endsWith(".gputrace")
+            ? opts.gputrace
+            : join(opts.gputrace, `${problem.name}.gputrace`);
+          gputrace = await capture(kernel, path);
+        }
         if (haveRefs) {
           trials.push({
             seed: inputs.seed,
@@ -409,6 +434,7 @@ export async function benchmark(
     },
     scores: scores({ speedup, gflops, gbps, stability: stab }),
     target: opts.target,
+    gputrace,
     error,
   };
   return { record, sourceText: source?.text ?? null };

@@ -37,6 +37,7 @@ export interface BenchFlags {
   coldStart?: true;
   variant?: string;
   timeout?: number;
+  gputracer?: string;
   json?: true;
   workspace?: string;
 }
@@ -128,6 +129,12 @@ export async function benchCommand(names: string[], flags: BenchFlags): Promise<
   const registry = loadRegistry(workspace);
   const problems = selectProblems(problemsInOrder(registry), names, flags);
   const mode: RunMode = flags.mlx ? "mlx" : flags.metal ? "metal" : "paired";
+  if (flags.gputracer?.endsWith(".gputrace") && problems.length > 1) {
+    throw new CliError(
+      "--gputracer names one .gputrace file; give a folder when benchmarking several kernels",
+      EXIT.USAGE,
+    );
+  }
   const kind = flags.backend ?? defaultBackend();
   const d = DEFAULTS[kind];
   const batch = flags.batch ?? d.batch;
@@ -171,6 +178,7 @@ export async function benchCommand(names: string[], flags: BenchFlags): Promise<
       coldStart: flags.coldStart ?? false,
       target: flags.target,
       variant: flags.variant,
+      gputrace: flags.gputracer,
       save: flags.session,
     }, {
       onStart: (p, i, n) => {

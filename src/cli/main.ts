@@ -72,7 +72,15 @@ export function buildProgram(setExit: (code: number) => void = () => {}) {
       "--variant <chip>",
       "use the kernel variant for this chip (e.g. m4) instead of the detected one",
     )
-    .option("--timeout <ms>", "simulator: per-dispatch time limit", intOption(1))
+    .option(
+      "--timeout <ms>",
+      "per-dispatch time limit (simulator; Metal waits this long)",
+      intOption(1),
+    )
+    .option(
+      "--gputracer <path>",
+      "capture one run of the kernel into a .gputrace (Metal; needs MTL_CAPTURE_ENABLED=1)",
+    )
     .option("--json", "print the run records and summary as JSON on stdout")
     .option("--workspace <dir>", "the workspace (default: the one around the current folder)")
     .addHelpText("after", `\n${EXIT_CODES_HELP}`)

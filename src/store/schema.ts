@@ -158,6 +158,8 @@ export const RunRecord = z.object({
   }),
   scores: Scores,
   target: Target,
+  /** --gputracer: the .gputrace of one run of the kernel (Metal only). */
+  gputrace: z.object({ path: z.string(), written: z.boolean(), detail: z.string() }).nullable(),
   error: z.object({ kind: z.string(), message: z.string() }).nullable(),
 });
 export type RunRecord = z.infer<typeof RunRecord>;
