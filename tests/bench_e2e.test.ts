@@ -73,20 +73,27 @@ interface Case {
   detail?: RegExp;
   reference?: string;
   vector?: number;
+  /** Test size, when the default 3x1001 does not suit (pairs need an even count). */
+  test?: { M: number; N: number };
 }
 
 const CASES: Record<string, Case> = {
   good_relu: { kernel: RELU_METAL.replace("relu_f32", "k"), expect: "correct", vector: 4 },
-  good_neighbor_max: { kernel: neighborMax(true), expect: "correct", reference: NEIGHBOR_MAX_PY },
+  good_neighbor_max: {
+    kernel: neighborMax(true),
+    expect: "correct",
+    reference: NEIGHBOR_MAX_PY,
+    test: { M: 4, N: 1000 },
+  },
   cheat_writes_nothing: {
     kernel: scalarKernel("(void)x; (void)y;"),
     expect: "incorrect",
-    detail: /0\.00% of 4000 elements within tolerance.*NaN\/Inf where the reference has none/,
+    detail: /0\.00% of 3003 elements within tolerance.*NaN\/Inf where the reference has none/,
   },
   cheat_writes_half: {
     kernel: scalarKernel("if (gid < n / 2) y[gid] = max(x[gid], 0.0f);"),
     expect: "incorrect",
-    detail: /50\.00% of 4000/,
+    detail: /49\.98% of 3003/,
   },
   cheat_writes_constant: { kernel: scalarKernel("y[gid] = 0.25f;"), expect: "incorrect" },
   cheat_changes_input: {
@@ -107,6 +114,7 @@ const CASES: Record<string, Case> = {
     kernel: neighborMax(false),
     expect: "incorrect",
     reference: NEIGHBOR_MAX_PY,
+    test: { M: 4, N: 1000 },
   },
   bug_endless_loop: {
     kernel: scalarKernel("while (true) { y[gid] += 1.0f; }"),
@@ -120,7 +128,7 @@ const CASES: Record<string, Case> = {
   bug_does_not_compile: {
     kernel: scalarKernel("y[gid] = max(x[gid] 0.0f);"),
     expect: "compile-error",
-    detail: /^k\.metal:\d+:\d+: error: /,
+    detail: /^bug_does_not_compile\.metal:\d+:\d+: error: /,
   },
 };
 
@@ -133,6 +141,7 @@ async function suiteWorkspace(): Promise<string> {
       description: name,
       function: "k",
       vector: c.vector ?? 1,
+      ...(c.test ? { sizes: { bench: { M: 16, N: 16384 }, test: c.test } } : {}),
     };
     files[`kernels/common/${name}.metal`] = c.kernel;
     files[`references/common/${name}.py`] = c.reference ?? RELU_PY;

@@ -44,16 +44,17 @@ Deno.test("elementwise template: bindings, grid and counts", () => {
     function: "relu_f32",
   });
   const p = sizeProblem("relu", "common", expand(entry), "test");
-  assert.deepEqual(p.inputs.map((t) => [t.name, t.shape]), [["x", [4, 1000]]]);
-  assert.deepEqual(p.outputs.map((t) => [t.name, t.shape]), [["y", [4, 1000]]]);
+  assert.deepEqual(p.inputs.map((t) => [t.name, t.shape]), [["x", [3, 1001]]]);
+  assert.deepEqual(p.outputs.map((t) => [t.name, t.shape]), [["y", [3, 1001]]]);
   const d = p.dispatches[0];
   assert.deepEqual(d.buffers, [{ index: 0, tensor: "x" }, { index: 1, tensor: "y" }]);
-  assert.deepEqual(d.scalars, [{ index: 2, dtype: "uint32", value: 4000 }]);
-  assert.deepEqual(d.grid, [1000, 1, 1]);
+  assert.deepEqual(d.scalars, [{ index: 2, dtype: "uint32", value: 3003 }]);
+  // One thread per float4, the last one holding the 3-element tail.
+  assert.deepEqual(d.grid, [751, 1, 1]);
   assert.deepEqual(d.threadgroup, [256, 1, 1]);
   assert.deepEqual(d.mode, "threads");
-  assert.deepEqual(p.bytes, 8 * 4000);
-  assert.deepEqual(p.flops, 4000);
+  assert.deepEqual(p.bytes, 8 * 3003);
+  assert.deepEqual(p.flops, 3003);
   assert.deepEqual(p.tolerance, { rtol: 1e-4, atol: 1e-5 });
 });
 

@@ -1,0 +1,339 @@
+// The compile step: MSL source -> cached kernel.so (see compile.h).
+#include "compile.h"
+
+#include "../bridge.h"
+#include "kernel_ast.h"
+#include "mb_sim_abi.h"
+#include "msl_source.h"
+#include "process.h"
+#include "sha256.h"
+
+#include <dirent.h>
+#include <ftw.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <map>
+#include <mutex>
+#include <cstdlib>
+#include <regex>
+
+namespace mbsim {
+
+namespace {
+
+// Bumped whenever the generated code or the flags change meaning.
+constexpr const char *kCacheVersion = "mbsim-cache-1";
+
+const char *const kFixCompiler =
+    "install clang-19: sudo apt-get install clang-19 libclang-rt-19-dev "
+    "(or open the device with cxx=/path/to/clang++, version 15 or newer)";
+
+bool mkdirs(const std::string &path) {
+  for (size_t i = 1; i <= path.size(); ++i) {
+    if (i < path.size() && path[i] != '/') continue;
+    std::string part = path.substr(0, i);
+    if (mkdir(part.c_str(), 0755) != 0 && errno != EEXIST) return false;
+  }
+  return true;
+}
+
+void remove_tree(const std::string &dir) {
+  nftw(
+      dir.c_str(),
+      [](const char *p, const struct stat *, int, struct FTW *) { return remove(p); }, 16,
+      FTW_DEPTH | FTW_PHYS);
+}
+
+std::string trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+// Runs a short command; its stdout ("" if it failed). Output files get
+// names of their own: devices open concurrently, in several processes.
+std::string command_output(const std::vector<std::string> &argv, const std::string &tmp) {
+  static std::atomic<unsigned> counter{0};
+  std::string base = tmp + "/probe-" + std::to_string(getpid()) + "-" +
+                     std::to_string(counter.fetch_add(1));
+  std::string out = base + ".out", err = base + ".err", text;
+  ProcessResult r = run_process(argv, "", out, err, 20000);
+  bool ok = r.started && r.exit_code == 0 && read_file(out, &text);
+  unlink(out.c_str());
+  unlink(err.c_str());
+  return ok ? text : std::string();
+}
+
+// "Debian clang version 19.1.7 (...)" -> {19, "19.1.7"}
+bool clang_version(const std::string &cxx, const std::string &tmp, int *major, std::string *v) {
+  std::string text = command_output({cxx, "--version"}, tmp);
+  std::smatch m;
+  if (!std::regex_search(text, m, std::regex("clang version ([0-9]+)\\.([0-9]+)\\.([0-9]+)")))
+    return false;
+  *major = std::atoi(m[1].str().c_str());
+  *v = m[1].str() + "." + m[2].str() + "." + m[3].str();
+  return true;
+}
+
+// Content hash of the regular files directly in `dir` (sorted by name).
+std::string hash_dir(const std::string &dir) {
+  std::vector<std::string> names;
+  if (DIR *d = opendir(dir.c_str())) {
+    while (dirent *e = readdir(d))
+      if (e->d_name[0] != '.') names.push_back(e->d_name);
+    closedir(d);
+  }
+  std::sort(names.begin(), names.end());
+  Sha256 h;
+  for (const auto &n : names) {
+    std::string path = dir + "/" + n, content;
+    struct stat st;
+    if (stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > (8 << 20)) continue;
+    if (!read_file(path, &content)) continue;
+    h.field(n);
+    h.field(content);
+  }
+  return h.hex();
+}
+
+bool is_identifier(const std::string &s) {
+  if (s.empty() || std::isdigit(static_cast<unsigned char>(s[0]))) return false;
+  for (char c : s)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_') return false;
+  return true;
+}
+
+// The file name diagnostics show: the base name, in a safe alphabet.
+std::string file_name(const std::string &given) {
+  std::string n = given.substr(given.find_last_of('/') == std::string::npos
+                                   ? 0
+                                   : given.find_last_of('/') + 1);
+  for (char &c : n)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-') c = '_';
+  if (n.empty() || n[0] == '.') n = "kernel.metal";
+  return n;
+}
+
+std::vector<std::string> common_flags(const Compiler &c, const CompileRequest &req,
+                                      const std::vector<std::string> &defines) {
+  int major = 3, minor = 1;
+  std::sscanf(req.language_version.c_str(), "%d.%d", &major, &minor);
+  std::vector<std::string> f = {
+      c.cxx, "-std=c++17", "-nostdinc", "-nostdinc++", "-isystem", c.shim_dir,
+      "-include", "metal_stdlib", "-fno-exceptions", "-fno-rtti", "-fno-threadsafe-statics",
+      "-fno-strict-aliasing", "-fno-math-errno", "-ffp-contract=off",
+      // half and bfloat arithmetic rounds after every operation, as on a GPU
+      "-Xclang", "-ffloat16-excess-precision=none", "-Xclang", "-fbfloat16-excess-precision=none",
+      "-fno-color-diagnostics", "-fmessage-length=0", "-Wno-ignored-attributes",
+      "-Wno-duplicate-decl-specifier", "-Wno-unknown-attributes",
+      "-D__METAL_VERSION__=" + std::to_string(major * 100 + minor * 10), "-D__METAL__=1",
+      "-D__HAVE_BFLOAT__=1", "-D__METALBENCH_SIM__=1"};
+  f.insert(f.end(), defines.begin(), defines.end());
+  if (!req.include_dir.empty()) {
+    f.push_back("-I");
+    f.push_back(req.include_dir);
+  }
+  return f;
+}
+
+std::string entry_file(const std::string &source_file, const CompileRequest &req,
+                       const KernelAst &ast) {
+  const std::string &fn = req.function;
+  size_t n = ast.params.size();
+  std::string s;
+  s += "// Generated by the MetalBench simulator: binds kernel '" + fn + "' to the runner.\n";
+  s += "#include \"" + source_file + "\"\n#include <mb_sim_entry.h>\n";
+  s += "using __mb_F = decltype(&::" + fn + ");\n";
+  s += "static_assert(__mb::fn<__mb_F>::arity == " + std::to_string(n) +
+       ", \"kernel signature changed between compile passes\");\n";
+  s += "static const mb_param __mb_params[" + std::to_string(n ? n : 1) + "] = {\n";
+  for (size_t i = 0; i < n; ++i) {
+    const ParamBinding &p = ast.params[i];
+    s += "  {" + std::to_string(p.kind) + ", " + std::to_string(p.index) +
+         ", __mb::min_bytes<__mb::arg_t<__mb_F, " + std::to_string(i) + ">>(), \"" + p.name +
+         "\"},\n";
+  }
+  s += "};\n";
+  s += "MB_SIM_EXPORT int mb_kernel_init(const mb_rt *rt, mb_kernel_info *out) {\n"
+       "  if (!rt || rt->abi != MB_SIM_RT_ABI) return 1;\n"
+       "  __mb::rt = rt;\n"
+       "  out->abi = MB_SIM_RT_ABI;\n"
+       "  out->n_params = " +
+       std::to_string(n) +
+       ";\n"
+       "  out->params = __mb_params;\n"
+       "  out->static_threadgroup_bytes = __mb::layout_threadgroup_vars();\n"
+       "  out->max_total_threads = " +
+       std::to_string(ast.max_total_threads) +
+       ";\n"
+       "  return 0;\n}\n";
+  s += "MB_SIM_EXPORT void mb_kernel_run(const mb_dispatch *d, const mb_group *g, "
+       "const mb_thread *t) {\n  (void)d; (void)g; (void)t;\n  ::" +
+       fn + "(";
+  for (size_t i = 0; i < n; ++i) {
+    const ParamBinding &p = ast.params[i];
+    std::string type = "__mb::arg_t<__mb_F, " + std::to_string(i) + ">";
+    std::string idx = std::to_string(p.index);
+    if (i) s += ",";
+    s += "\n      ";
+    if (p.kind == MB_PARAM_BUFFER) s += "__mb::bind_memory<" + type + ">(d->buffers[" + idx + "])";
+    else if (p.kind == MB_PARAM_THREADGROUP)
+      s += "__mb::bind_memory<" + type + ">(g->threadgroup_args[" + idx + "])";
+    else s += "__mb::bind_position<" + type + ">(__mb::position<" + idx + ">(d, g, t))";
+  }
+  s += ");\n}\n";
+  return s;
+}
+
+CompileResult fail(int status, std::string message, const std::string &tmp) {
+  if (!tmp.empty()) remove_tree(tmp);
+  CompileResult r;
+  r.status = status;
+  r.message = std::move(message);
+  return r;
+}
+
+} // namespace
+
+bool setup_compiler(const std::string &requested, Compiler *out, std::string *err) {
+  std::string tmp = out->cache_dir + "/tmp";
+  if (!mkdirs(tmp)) {
+    *err = "cannot create the simulator's cache folder " + out->cache_dir +
+           "; pass cache_dir=<writable folder>";
+    return false;
+  }
+  if (access((out->shim_dir + "/metal_stdlib").c_str(), R_OK) != 0) {
+    *err = "the simulator's metal_stdlib shim is not in " + out->shim_dir +
+           "; pass shim_dir=<ffi/sim/include>";
+    return false;
+  }
+  out->shim_hash = hash_dir(out->shim_dir);
+  // The compiler probe runs once per process and requested name.
+  static std::mutex mu;
+  static std::map<std::string, Compiler> found;
+  std::lock_guard<std::mutex> lock(mu);
+  auto hit = found.find(requested);
+  if (hit != found.end()) {
+    out->cxx = hit->second.cxx;
+    out->version = hit->second.version;
+    out->compiler_rt = hit->second.compiler_rt;
+    return true;
+  }
+  std::vector<std::string> names;
+  if (!requested.empty()) names.push_back(requested);
+  else names = {"clang++-19", "clang++-20", "clang++-21", "clang++-18", "clang++-17",
+                "clang++-16", "clang++-15", "clang++"};
+  for (const auto &n : names) {
+    std::string path = find_on_path(n);
+    int major = 0;
+    std::string v;
+    if (path.empty() || !clang_version(path, tmp, &major, &v) || major < 15) continue;
+    out->cxx = path;
+    out->version = v;
+    break;
+  }
+  if (out->cxx.empty()) {
+    *err = requested.empty() ? std::string("no clang++ 15 or newer found for the simulator; ") +
+                                   kFixCompiler
+                             : "cxx=" + requested + " is not clang++ 15 or newer; " + kFixCompiler;
+    return false;
+  }
+  // __bf16 arithmetic needs compiler-rt's builtins (libclang-rt-<n>-dev).
+  std::string rt_path =
+      trim(command_output({out->cxx, "-rtlib=compiler-rt", "-print-libgcc-file-name"}, tmp));
+  out->compiler_rt = !rt_path.empty() && access(rt_path.c_str(), R_OK) == 0;
+  found[requested] = *out;
+  return true;
+}
+
+CompileResult compile_kernel(const Compiler &c, const CompileRequest &req) {
+  const std::string &fn = req.function;
+  if (!is_identifier(fn))
+    return fail(MB_E_COMPILE, "'" + fn + "' is not a valid kernel function name", "");
+  std::string name = file_name(req.source_name);
+  Prepass pre = prepass_msl(req.source);
+  const std::string &source = pre.text;
+
+  Sha256 key;
+  for (const std::string &f : common_flags(c, req, pre.defines)) key.field(f);
+  key.field(kCacheVersion);
+  key.field(std::to_string(MB_SIM_RT_ABI));
+  key.field(c.version);
+  key.field(c.shim_hash);
+  key.field(c.compiler_rt ? "rt" : "no-rt");
+  key.field(fn);
+  key.field(name);
+  key.field(req.include_dir.empty() ? "" : hash_dir(req.include_dir));
+  key.field(source);
+  CompileResult res;
+  res.so_path = c.cache_dir + "/" + key.hex() + ".so";
+  if (access(res.so_path.c_str(), R_OK) == 0) {
+    res.cache_hit = true;
+    return res;
+  }
+
+  std::string tmp = c.cache_dir + "/tmp/build-XXXXXX";
+  if (!mkdtemp(&tmp[0]))
+    return fail(MB_E_COMPILE, "cannot create a build folder in " + c.cache_dir, "");
+  if (!write_file(tmp + "/" + name, source))
+    return fail(MB_E_COMPILE, "cannot write " + tmp + "/" + name, tmp);
+
+  // Pass 1: check the source, and dump the kernel's AST.
+  std::vector<std::string> argv = common_flags(c, req, pre.defines);
+  argv.insert(argv.end(), {"-x", "c++", "-fsyntax-only", "-Xclang", "-ast-dump=json", "-Xclang",
+                           "-ast-dump-filter=" + fn, name});
+  ProcessResult r = run_process(argv, tmp, tmp + "/ast.json", tmp + "/ast.err", c.timeout_ms);
+  res.compiler_runs++;
+  std::string text, json;
+  read_file(tmp + "/ast.err", &text);
+  if (!r.started) return fail(MB_E_UNAVAILABLE, r.error, tmp);
+  if (r.timed_out)
+    return fail(MB_E_COMPILE, "compiling kernel '" + fn + "' took longer than " +
+                                  std::to_string(c.timeout_ms / 1000) + " s; stopped",
+                tmp);
+  if (r.exit_code != 0)
+    return fail(MB_E_COMPILE, "kernel '" + fn + "' did not compile:\n" + trim(text), tmp);
+
+  KernelAst ast;
+  std::string err;
+  read_file(tmp + "/ast.json", &json);
+  AstResult a = analyze_kernel_ast(json, name, fn, &ast, &err);
+  if (a == AstResult::NotFound) {
+    std::string found;
+    for (const auto &k : kernel_names(source)) found += (found.empty() ? "" : ", ") + k;
+    return fail(MB_E_COMPILE,
+                "no kernel function '" + fn + "' in " + name +
+                    (found.empty() ? "" : " (kernels in the file: " + found + ")"),
+                tmp);
+  }
+  if (a == AstResult::Error) return fail(MB_E_COMPILE, name + ": " + err, tmp);
+
+  // Pass 2: the rewritten source plus the entry glue, as a shared object.
+  if (!write_file(tmp + "/" + name, apply_edits(source, ast.edits)) ||
+      !write_file(tmp + "/__mb_entry.cpp", entry_file(name, req, ast)))
+    return fail(MB_E_COMPILE, "cannot write the build folder " + tmp, tmp);
+  argv = common_flags(c, req, pre.defines);
+  argv.insert(argv.end(), {"-O2", "-fPIC", "-shared", "-fvisibility=hidden", "-nostdlib++",
+                           "-Wl,--no-undefined", "-Wl,-z,noexecstack", "-o", "kernel.so",
+                           "__mb_entry.cpp", "-lm"});
+  if (c.compiler_rt) argv.push_back("-rtlib=compiler-rt");
+  r = run_process(argv, tmp, tmp + "/build.out", tmp + "/build.err", c.timeout_ms);
+  res.compiler_runs++;
+  read_file(tmp + "/build.err", &text);
+  if (!r.started) return fail(MB_E_UNAVAILABLE, r.error, tmp);
+  if (r.timed_out || r.exit_code != 0)
+    return fail(MB_E_COMPILE,
+                "kernel '" + fn + "' did not build" +
+                    (r.timed_out ? " within the time limit" : ":\n" + trim(text)),
+                tmp);
+  // Two processes may build the same kernel at once: rename is atomic.
+  if (rename((tmp + "/kernel.so").c_str(), res.so_path.c_str()) != 0)
+    return fail(MB_E_COMPILE, "cannot store the compiled kernel in " + c.cache_dir, tmp);
+  remove_tree(tmp);
+  return res;
+}
+
+} // namespace mbsim

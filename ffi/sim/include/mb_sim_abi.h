@@ -1,0 +1,132 @@
+/*
+ * The contract between a compiled kernel (kernel.so, built from the user's
+ * MSL plus a generated entry file) and the simulator runner that loads it.
+ * Plain C so that both sides agree on layout; bump MB_SIM_RT_ABI on any
+ * change (it is part of the kernel cache key).
+ */
+#ifndef MB_SIM_ABI_H
+#define MB_SIM_ABI_H
+
+#define MB_SIM_RT_ABI 1
+#define MB_SIM_MAX_BINDINGS 31 /* [[buffer(0..30)]], [[threadgroup(0..30)]] */
+#define MB_SIM_SIMD_WIDTH 32
+#define MB_SIM_MAX_THREADS 1024
+#define MB_SIM_MAX_TG_VARS 64
+#define MB_SIM_SLOT_BYTES 32 /* largest value a SIMD collective moves (ulong4) */
+
+/* Parameter kinds, as the shim's attribute macros annotate them. */
+#define MB_PARAM_BUFFER 1
+#define MB_PARAM_THREADGROUP 2
+#define MB_PARAM_ATTR 3
+#define MB_MARK_THREADGROUP 4 /* `threadgroup` address space on a declaration */
+#define MB_PARAM_UNSUPPORTED 5
+
+/* Thread-position attributes (MB_PARAM_ATTR). */
+#define MB_ATTR_THREAD_POSITION_IN_GRID 1
+#define MB_ATTR_THREAD_POSITION_IN_THREADGROUP 2
+#define MB_ATTR_THREADGROUP_POSITION_IN_GRID 3
+#define MB_ATTR_THREADS_PER_THREADGROUP 4
+#define MB_ATTR_THREADS_PER_GRID 5
+#define MB_ATTR_THREADGROUPS_PER_GRID 6
+#define MB_ATTR_THREAD_INDEX_IN_THREADGROUP 7
+#define MB_ATTR_THREAD_INDEX_IN_SIMDGROUP 8
+#define MB_ATTR_SIMDGROUP_INDEX_IN_THREADGROUP 9
+#define MB_ATTR_THREADS_PER_SIMDGROUP 10
+#define MB_ATTR_SIMDGROUPS_PER_THREADGROUP 11
+#define MB_ATTR_DISPATCH_THREADS_PER_THREADGROUP 12
+#define MB_ATTR_DISPATCH_SIMDGROUPS_PER_THREADGROUP 13
+#define MB_ATTR_THREAD_INDEX_IN_QUADGROUP 14
+#define MB_ATTR_QUADGROUP_INDEX_IN_THREADGROUP 15
+#define MB_ATTR_QUADGROUPS_PER_THREADGROUP 16
+#define MB_ATTR_GRID_ORIGIN 17
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#ifdef __cplusplus
+#define MB_SIM_ALIGN16 alignas(16)
+#else
+#define MB_SIM_ALIGN16 _Alignas(16)
+#endif
+
+typedef struct mb_simd_slot mb_simd_slot;
+
+/* Computes `out` of every lane in `lanes` (NULL for lanes not taking part)
+ * from their `in` and `arg`. Supplied by the kernel side (it knows T). */
+typedef void (*mb_simd_combine)(mb_simd_slot *const *lanes, unsigned active_mask);
+
+/* One lane's part in a SIMD-group collective; lives on the lane's stack. */
+struct mb_simd_slot {
+  mb_simd_combine combine;
+  /* The call's place in the source: lanes at different places form
+   * different collectives (divergent branches), whatever the optimizer
+   * merged. */
+  const char *site_file;
+  unsigned site_line, site_column;
+  unsigned arg;  /* op argument: delta, lane, xor mask */
+  unsigned lane; /* filled in by the runtime */
+  MB_SIM_ALIGN16 unsigned char in[MB_SIM_SLOT_BYTES];
+  MB_SIM_ALIGN16 unsigned char out[MB_SIM_SLOT_BYTES];
+};
+
+/* Services the runner offers to kernel code (function table, no linking). */
+typedef struct mb_rt {
+  unsigned abi;
+  /* Base of the running threadgroup's memory (static vars, then
+   * [[threadgroup(n)]] allocations). */
+  unsigned char *(*threadgroup_arena)(void);
+  /* threadgroup_barrier: returns when every thread of the group arrived. */
+  void (*barrier)(unsigned mem_flags);
+  /* A SIMD-group collective: returns when slot->out holds the result. */
+  void (*simd)(mb_simd_slot *slot);
+} mb_rt;
+
+typedef struct mb_dispatch {
+  unsigned grid_threads[3];  /* threads_per_grid */
+  unsigned group_threads[3]; /* dispatch_threads_per_threadgroup */
+  unsigned grid_groups[3];   /* threadgroups_per_grid */
+  unsigned reserved;
+  void *buffers[MB_SIM_MAX_BINDINGS];
+  unsigned long long buffer_lengths[MB_SIM_MAX_BINDINGS];
+} mb_dispatch;
+
+typedef struct mb_group {
+  unsigned position[3]; /* threadgroup_position_in_grid */
+  unsigned size[3];     /* threads_per_threadgroup: smaller for partial edge groups */
+  unsigned char *threadgroup_args[MB_SIM_MAX_BINDINGS];
+} mb_group;
+
+typedef struct mb_thread {
+  unsigned position[3]; /* thread_position_in_threadgroup */
+  unsigned index;       /* thread_index_in_threadgroup */
+} mb_thread;
+
+/* One kernel parameter's binding. */
+typedef struct mb_param {
+  unsigned short kind;  /* MB_PARAM_* */
+  unsigned short index; /* buffer/threadgroup index or MB_ATTR_* */
+  unsigned min_bytes;   /* bytes a reference parameter reads (0 for pointers) */
+  const char *name;     /* the parameter's name in the source */
+} mb_param;
+
+typedef struct mb_kernel_info {
+  unsigned abi;
+  unsigned n_params;
+  const mb_param *params;
+  unsigned static_threadgroup_bytes;
+  unsigned max_total_threads; /* [[max_total_threads_per_threadgroup(n)]], 0 if absent */
+} mb_kernel_info;
+
+/* Exported by kernel.so (generated entry file):
+ *   int  mb_kernel_init(const mb_rt *rt, mb_kernel_info *out);  0 on success
+ *   void mb_kernel_run(const mb_dispatch *, const mb_group *, const mb_thread *);
+ */
+typedef int (*mb_kernel_init_fn)(const mb_rt *rt, mb_kernel_info *out);
+typedef void (*mb_kernel_run_fn)(const mb_dispatch *, const mb_group *, const mb_thread *);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MB_SIM_ABI_H */

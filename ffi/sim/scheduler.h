@@ -1,0 +1,92 @@
+// The simulator's scheduler: runs the threadgroups of a dispatch on a few OS
+// threads (one group at a time per OS thread), and the threads of a group as
+// cooperative fibers on that OS thread, so that threadgroup_barrier and the
+// SIMD-group collectives are exact.
+//
+// Fibers are lazy: a fiber runs simulated threads one after another until one
+// of them blocks (barrier, SIMD collective); only then does the next thread
+// get a fiber of its own. A kernel that never blocks runs as a plain loop on
+// a single fiber.
+#pragma once
+
+#include "mb_sim_abi.h"
+
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace mbsim {
+
+struct Kernel {
+  std::string name;
+  mb_kernel_run_fn run = nullptr;
+  unsigned static_tg_bytes = 0;
+};
+
+// One dispatch, ready to run.
+struct DispatchJob {
+  const Kernel *kernel = nullptr;
+  mb_dispatch d{};          // grid sizes, bound buffers
+  bool partial_edges = false; // dispatchThreads: edge groups hold only the grid's threads
+  unsigned tg_arg_offset[MB_SIM_MAX_BINDINGS]{}; // [[threadgroup(n)]] offsets in the arena
+  unsigned arena_bytes = 0;                      // static vars + [[threadgroup(n)]] allocations
+};
+
+// What the fault handler reports about the simulated thread that was running
+// on the faulting OS thread. Read from a signal handler: plain data only.
+struct FaultInfo {
+  const char *kernel;
+  const mb_dispatch *dispatch;
+  unsigned group[3];
+  unsigned thread[3];
+  bool in_thread;      // a simulated thread was running (else: scheduler code)
+  bool stack_overflow; // the address is in the guard below a fiber's stack
+  unsigned stack_kb;
+};
+bool current_fault_info(const void *addr, FaultInfo *out);
+
+// The services kernel code calls (barrier, SIMD collectives, arena).
+const mb_rt *runtime_table();
+
+class Worker;
+
+class Executor {
+public:
+  // `workers` OS threads run groups (the calling thread is one of them);
+  // thread_init runs first on each helper thread (e.g. sigaltstack).
+  Executor(unsigned workers, size_t stack_bytes, void (*thread_init)());
+  ~Executor();
+  Executor(const Executor &) = delete;
+  Executor &operator=(const Executor &) = delete;
+
+  // Runs every threadgroup of the job. On a deadlock (barrier reached by
+  // only some threads) returns false with a message naming the kernel.
+  bool run(const DispatchJob &job, std::string *err);
+
+private:
+  void helper_main(unsigned index);
+  void run_groups(Worker &w);
+
+  void (*thread_init_)();
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::vector<std::thread> helpers_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::condition_variable done_cv_;
+  const DispatchJob *job_ = nullptr;
+  unsigned long generation_ = 0;
+  unsigned busy_ = 0;
+  bool quit_ = false;
+  std::atomic<unsigned long> next_group_{0};
+  unsigned long total_groups_ = 0;
+  std::atomic<bool> failed_{false};
+  std::string error_;
+};
+
+} // namespace mbsim

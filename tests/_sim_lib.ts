@@ -1,0 +1,147 @@
+/**
+ * Shared helpers for the simulator tests (tests/sim_*.test.ts): builds the
+ * simulator bridge once (make -C ffi sim, under a file lock so parallel test
+ * files do not race) and runs kernels through src/backend/bridge.ts.
+ */
+import { deepStrictEqual, ok } from "node:assert/strict";
+import { Bridge, type DispatchMode, type Pipeline } from "../src/backend/bridge.ts";
+
+/** Assertions (node:assert, built into Deno: no registry needed). */
+export function assert(cond: unknown, message?: string): asserts cond {
+  ok(cond, message);
+}
+export function assertEquals<T>(actual: T, expected: T, message?: string) {
+  deepStrictEqual(actual, expected, message);
+}
+
+const ROOT = new URL("..", import.meta.url).pathname;
+export const FFI_DIR = `${ROOT}ffi`;
+export const SIM_LIB = `${FFI_DIR}/build/libsim_bridge.so`;
+export const FIXTURES = `${ROOT}tests/fixtures/sim`;
+/** Compiled kernels shared by the test files (git-ignored build folder). */
+export const TEST_CACHE = `${FFI_DIR}/build/sim-test-cache`;
+
+let built: Promise<void> | undefined;
+
+/** Builds the simulator once per process; parallel processes wait on a lock. */
+export function buildSim(): Promise<void> {
+  built ??= (async () => {
+    await Deno.mkdir(`${FFI_DIR}/build`, { recursive: true });
+    using lock = await Deno.open(`${FFI_DIR}/build/.sim-build.lock`, {
+      create: true,
+      write: true,
+    });
+    await lock.lock(true);
+    const out = await new Deno.Command("make", {
+      args: ["-s", "-C", FFI_DIR, "sim"],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    await lock.unlock();
+    if (!out.success) {
+      throw new Error(`make -C ffi sim failed:\n${new TextDecoder().decode(out.stderr)}`);
+    }
+  })();
+  return built;
+}
+
+/** Opens a simulator device (built first); options as mb_device_open's. */
+export async function openSim(
+  options: Record<string, string | number | boolean | undefined> = {},
+): Promise<Bridge> {
+  await buildSim();
+  return Bridge.open(SIM_LIB, { cache_dir: TEST_CACHE, ...options });
+}
+
+export function fixture(name: string): string {
+  return Deno.readTextFileSync(`${FIXTURES}/${name}`);
+}
+
+export function bytesOf(view: ArrayBufferView): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(view.byteLength);
+  out.set(new Uint8Array(view.buffer, view.byteOffset, view.byteLength));
+  return out;
+}
+
+/** One binding of a dispatch: a buffer with initial data or a length, or setBytes. */
+export type Binding =
+  | { index: number; data: ArrayBufferView }
+  | { index: number; length: number }
+  | { index: number; bytes: ArrayBufferView };
+
+export interface DispatchSpec {
+  mode?: DispatchMode;
+  grid: readonly [number, number, number];
+  group: readonly [number, number, number];
+  threadgroupMemory?: { index: number; length: number }[];
+}
+
+/**
+ * Compiles nothing: binds, dispatches once and returns the final contents of
+ * every buffer binding, by index.
+ */
+export async function runOnce(
+  bridge: Bridge,
+  pipeline: Pipeline,
+  bindings: Binding[],
+  spec: DispatchSpec,
+): Promise<Map<number, Uint8Array>> {
+  const buffers = new Map<number, ReturnType<Bridge["buffer"]>>();
+  using cmd = bridge.command();
+  try {
+    cmd.setPipeline(pipeline);
+    for (const b of bindings) {
+      if ("bytes" in b) {
+        cmd.setBytes(b.index, bytesOf(b.bytes));
+        continue;
+      }
+      const length = "data" in b ? b.data.byteLength : b.length;
+      const buf = bridge.buffer(length);
+      if ("data" in b) buf.write(bytesOf(b.data));
+      buffers.set(b.index, buf);
+      cmd.setBuffer(b.index, buf);
+    }
+    for (const t of spec.threadgroupMemory ?? []) cmd.setThreadgroupMemory(t.index, t.length);
+    cmd.dispatch(spec.mode ?? "threads", spec.grid, spec.group);
+    await cmd.run(1, 1);
+    const out = new Map<number, Uint8Array>();
+    for (const [i, b] of buffers) out.set(i, b.read());
+    return out;
+  } finally {
+    for (const b of buffers.values()) b.free();
+  }
+}
+
+export function f32(bytes: Uint8Array | undefined): Float32Array {
+  if (!bytes) throw new Error("no such output");
+  return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+}
+
+export function u32(bytes: Uint8Array | undefined): Uint32Array {
+  if (!bytes) throw new Error("no such output");
+  return new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+}
+
+/** A seeded generator (mulberry32) for reproducible inputs. */
+export function random(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: number) {
+  if (actual.length !== expected.length) {
+    throw new Error(`length ${actual.length} != expected ${expected.length}`);
+  }
+  for (let i = 0; i < actual.length; i++) {
+    const a = actual[i], e = expected[i];
+    if (!(Math.abs(a - e) <= tol * Math.max(1, Math.abs(e)))) {
+      throw new Error(`element ${i}: got ${a}, expected ${e} (tolerance ${tol})`);
+    }
+  }
+}
