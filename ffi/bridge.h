@@ -66,7 +66,7 @@ uint32_t mb_abi_version(void);
  *   sim:   cxx=<clang++ path>, shim_dir=<dir holding metal_stdlib>,
  *          runner=<sim runner executable>, cache_dir=<compiled kernels>,
  *          timeout_ms=<per-dispatch time limit>, workers=<parallelism>
- *   metal: (none yet) */
+ *   metal: timeout_ms=<per-dispatch limit; 0 waits for Metal's own watchdog> */
 int32_t mb_device_open(const char *options, mb_device **out, char *err, uint64_t err_cap);
 
 /* Describe the device as JSON:

@@ -45,6 +45,13 @@ mb_find_clang() {
 
 MB_APT_PACKAGES="make clang-19 lld-19 llvm-19 libclang-rt-19-dev"
 
+# The Metal bridge builds with Apple's clang from the Command Line Tools.
+mb_ensure_macos_toolchain() {
+  [ "$(uname -s)" = Darwin ] || return 0
+  xcrun --find clang >/dev/null 2>&1 ||
+    mb_die "building the Metal bridge needs Apple's command line tools" "xcode-select --install"
+}
+
 mb_ensure_simulator_toolchain() {
   [ "$(uname -s)" = Linux ] || return 0
   if mb_find_clang >/dev/null && command -v make >/dev/null 2>&1; then return; fi
@@ -72,6 +79,7 @@ mb_ensure_python() {
 
 mb_bootstrap() {
   mb_ensure_deno
+  mb_ensure_macos_toolchain
   mb_ensure_simulator_toolchain
   mb_ensure_bridge
   mb_ensure_python

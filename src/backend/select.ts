@@ -72,6 +72,12 @@ export interface OpenOptions {
 
 export async function openBackend(opts: OpenOptions): Promise<Backend> {
   const { kind } = opts;
+  if (kind === "sim" && Deno.build.os !== "linux") {
+    throw new BackendError(
+      `the simulator runs on Linux (this is ${Deno.build.os}): it needs memfd and seccomp`,
+      "use --backend metal on a Mac, or run the simulator in a Linux VM or CI",
+    );
+  }
   if (kind === "metal" && !(Deno.build.os === "darwin" && Deno.build.arch === "aarch64")) {
     throw new BackendError(
       `the Metal backend needs an Apple Silicon Mac (this is ${Deno.build.os}/${Deno.build.arch})`,
