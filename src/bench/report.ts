@@ -55,22 +55,26 @@ export function renderReport(r: RunRecord): string {
   );
 
   const c = r.correctness;
-  const mark = c.status === "correct"
-    ? "✓ correct"
-    : c.status === "unchecked"
-    ? "? unchecked"
-    : `✗ ${c.status}`;
-  const errs = c.trials.length
-    ? ` max_abs=${c.maxAbsError.toExponential(3)} max_rel=${
-      c.maxRelError.toExponential(3)
-    } within_tol=${(100 * c.withinFraction).toFixed(2)}%`
-    : "";
-  row("correctness", `${mark}${errs}`);
-  if (c.status !== "correct") row("", c.detail);
-  else {row(
+  if (r.mode === "mlx") {
+    row("mode", "MLX reference only (--mlx): no kernel run");
+  } else {
+    const mark = c.status === "correct"
+      ? "✓ correct"
+      : c.status === "unchecked"
+      ? "? unchecked"
+      : `✗ ${c.status}`;
+    const errs = c.trials.length
+      ? ` max_abs=${c.maxAbsError.toExponential(3)} max_rel=${c.maxRelError.toExponential(3)}` +
+        ` within_tol=${(100 * c.withinFraction).toFixed(2)}%`
+      : "";
+    row("correctness", `${mark}${errs}`);
+    row(
       "",
-      `${c.trials.length} checks (${r.settings.trials} seeds from ${r.settings.seed}, NaN-poisoned outputs, re-checked after timing)`,
-    );}
+      c.status === "correct"
+        ? `${c.trials.length} checks (${r.settings.trials} seeds from ${r.settings.seed}, NaN-poisoned outputs, re-checked after timing)`
+        : c.detail,
+    );
+  }
 
   const clk = r.settings.clock;
   if (r.kernelTiming || r.mlxTiming) row("clock", clk.description);

@@ -77,6 +77,19 @@ function selectProblems(all: Problem[], names: string[], flags: BenchFlags): Pro
 }
 
 function clockOf(flags: BenchFlags, batch: number, backend: BackendKind | null): Clock {
+  if (backend === null) {
+    return flags.clock === "per-launch"
+      ? {
+        mode: "per-launch",
+        batch: 1,
+        description: "per-launch wall: one call + mx.eval per sample",
+      }
+      : {
+        mode: "batched",
+        batch,
+        description: `batched wall: ${batch} calls then one mx.eval, ÷${batch}`,
+      };
+  }
   const side = backend === "sim" ? "simulator run (CPU)" : "command buffer";
   if (flags.clock === "per-launch") {
     return {
