@@ -29,6 +29,12 @@ export function dtypeBytes(dtype: Dtype): number {
 
 const NORMAL: Distribution = { kind: "normal", mean: 0, std: 1 };
 
+/** The fields every entry carries over unchanged into the full form. */
+function commonFields(e: ElementwiseEntry | RowwiseEntry | MatmulEntry) {
+  const { description, notes, tolerance, init, derived, sizes } = e;
+  return { template: "custom" as const, description, notes, tolerance, init, derived, sizes };
+}
+
 const product = (dims: DimT[]): string => dims.map((d) => `(${d})`).join("*");
 
 function expandElementwise(e: ElementwiseEntry): CustomEntry {
@@ -36,13 +42,7 @@ function expandElementwise(e: ElementwiseEntry): CustomEntry {
   const k = e.inputs.length;
   const width = DTYPE_BYTES[e.dtype];
   return {
-    template: "custom",
-    description: e.description,
-    notes: e.notes,
-    tolerance: e.tolerance,
-    init: e.init,
-    derived: e.derived,
-    sizes: e.sizes,
+    ...commonFields(e),
     inputs: e.inputs.map((name) => ({
       name,
       shape: e.shape,
@@ -76,13 +76,7 @@ function expandRowwise(e: RowwiseEntry): CustomEntry {
   const outIndex = 1 + params.length;
   const outShape: DimT[] = e.output === "row" ? ["R", "C"] : ["R"];
   return {
-    template: "custom",
-    description: e.description,
-    notes: e.notes,
-    tolerance: e.tolerance,
-    init: e.init,
-    derived: e.derived,
-    sizes: e.sizes,
+    ...commonFields(e),
     inputs: [{ name: "x", shape: ["R", "C"], dtype: e.dtype, init: e.inputInit }, ...params],
     outputs: [{ name: "y", shape: outShape, dtype: e.dtype, init: NORMAL }],
     intermediates: [],
@@ -110,13 +104,7 @@ function expandRowwise(e: RowwiseEntry): CustomEntry {
 function expandMatmul(e: MatmulEntry): CustomEntry {
   const width = DTYPE_BYTES[e.dtype];
   return {
-    template: "custom",
-    description: e.description,
-    notes: e.notes,
-    tolerance: e.tolerance,
-    init: e.init,
-    derived: e.derived,
-    sizes: e.sizes,
+    ...commonFields(e),
     inputs: [
       { name: "A", shape: ["M", "K"], dtype: e.dtype, init: NORMAL },
       { name: "B", shape: ["K", "N"], dtype: e.dtype, init: NORMAL },

@@ -8,6 +8,7 @@
  * file while another process waits on it would split the lock).
  */
 import { basename, dirname, join } from "node:path";
+import type { z } from "zod";
 
 export async function atomicWrite(path: string, text: string): Promise<void> {
   await atomicWriteBytes(path, new TextEncoder().encode(text));
@@ -54,4 +55,39 @@ export async function readIfExists(path: string): Promise<string | undefined> {
     if (e instanceof Deno.errors.NotFound) return undefined;
     throw e;
   }
+}
+
+/**
+ * Read `path` as JSON matching `schema`; undefined when it does not exist.
+ * A file that does not parse or match is never "repaired": `fail` makes the
+ * error (the caller's class), saying the file was left as it is.
+ */
+export async function readJsonFile<T>(
+  path: string,
+  schema: z.ZodType<T>,
+  what: string,
+  fail: (message: string) => Error,
+): Promise<T | undefined> {
+  const text = await readIfExists(path);
+  if (text === undefined) return undefined;
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw fail(
+      `${path} is not valid JSON (${
+        (e as Error).message
+      }); it was left as it is: fix or move it away, then run again`,
+    );
+  }
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw fail(
+      `${path} does not match the ${what} format (${
+        issue.path.join(".")
+      }: ${issue.message}); it was left as it is: fix or move it away, then run again`,
+    );
+  }
+  return parsed.data;
 }

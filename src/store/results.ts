@@ -4,7 +4,7 @@
  * is kept as it is and the error says so.
  */
 import { join } from "node:path";
-import { atomicWrite, lockPathFor, readIfExists, withLock } from "./files.ts";
+import { atomicWrite, lockPathFor, readJsonFile, withLock } from "./files.ts";
 import { ResultsFile, type RunRecord, SCHEMA_VERSION } from "./schema.ts";
 
 export class ResultsFileError extends Error {
@@ -15,26 +15,8 @@ export function resultsPath(resultsDir: string, bucket: string, kernel: string):
   return join(resultsDir, bucket, `${kernel}.json`);
 }
 
-export async function readResults(path: string): Promise<ResultsFile | undefined> {
-  const text = await readIfExists(path);
-  if (text === undefined) return undefined;
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (e) {
-    throw new ResultsFileError(
-      `${path} is not valid JSON (${
-        (e as Error).message
-      }); it was left as it is: move it away to start a new one`,
-    );
-  }
-  const parsed = ResultsFile.safeParse(raw);
-  if (!parsed.success) {
-    throw new ResultsFileError(
-      `${path} does not match the results format; it was left as it is: move it away to start a new one`,
-    );
-  }
-  return parsed.data;
+export function readResults(path: string): Promise<ResultsFile | undefined> {
+  return readJsonFile(path, ResultsFile, "results", (m) => new ResultsFileError(m));
 }
 
 /** Append `run` to its kernel's results file; returns the file's path. */

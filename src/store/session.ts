@@ -4,7 +4,7 @@
  * only competes with an entry measured the same way (same backend, size and
  * clock), so a best is never "won" by changing the settings.
  */
-import { atomicWrite, lockPathFor, readIfExists, withLock } from "./files.ts";
+import { atomicWrite, lockPathFor, readJsonFile, withLock } from "./files.ts";
 import {
   type RunRecord,
   SCHEMA_VERSION,
@@ -25,28 +25,8 @@ export function settingsKey(backend: string, s: Settings): string {
 }
 
 export async function readSession(path: string): Promise<Session> {
-  const text = await readIfExists(path);
-  if (text === undefined) return emptySession();
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (e) {
-    throw new SessionFileError(
-      `${path} is not valid JSON (${
-        (e as Error).message
-      }); it was left as it is: fix or move it away, then run again`,
-    );
-  }
-  const parsed = Session.safeParse(raw);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new SessionFileError(
-      `${path} does not match the session format (${
-        issue.path.join(".")
-      }: ${issue.message}); it was left as it is: fix or move it away, then run again`,
-    );
-  }
-  return parsed.data;
+  return await readJsonFile(path, Session, "session", (m) => new SessionFileError(m)) ??
+    emptySession();
 }
 
 export type SessionUpdate =
