@@ -29,7 +29,12 @@ export function fakeRun(
       iters: 1,
       clock: { mode: "batched", batch: 5, description: "batched" },
     },
-    source: { path: `/k/${kernel}.metal`, variant: "flat", sha256: "ab".repeat(32) },
+    source: {
+      path: `/k/${kernel}.metal`,
+      variant: "flat",
+      sha256: "ab".repeat(32),
+      metallib: null,
+    },
     pipelines: [],
     correctness: {
       status: "correct",

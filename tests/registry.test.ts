@@ -162,3 +162,21 @@ Deno.test("the repository's own registry loads and every problem has its files",
     await Deno.stat(p.referencePath);
   }
 });
+
+Deno.test("offline metallibs beside the source: <name>__<chip> → __default → flat, never stale", async () => {
+  const entry = { template: "elementwise", description: "r", function: "relu_f32" };
+  const ws = await makeWorkspace({
+    "registry/common.json": JSON.stringify({ set: "common", problems: { relu: entry } }),
+    "kernels/common/relu.metal": "// source",
+    "kernels/common/relu__m4.metallib": "",
+    "kernels/common/relu__default.metallib": "",
+  });
+  const relu = loadRegistry(workspaceAt(ws)).problems.get("relu")!;
+  const dir = `${ws}/kernels/common`;
+  assert.equal(resolveKernelSource(relu, "m4").metallib, `${dir}/relu__m4.metallib`);
+  assert.equal(resolveKernelSource(relu, "m2").metallib, `${dir}/relu__default.metallib`);
+  // Editing the source makes the offline builds stale: the source is compiled instead.
+  const later = new Date(Date.now() + 60_000);
+  await Deno.utime(`${dir}/relu.metal`, later, later);
+  assert.equal(resolveKernelSource(relu, "m4").metallib, null);
+});

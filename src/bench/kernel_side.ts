@@ -64,6 +64,8 @@ export async function prepareKernel(
           await backend.bridge.compile(source.text, d.function, {
             source_name: basename(source.path),
             include_dir: dirname(source.path),
+            // Only Metal can load an offline library; the simulator compiles the source.
+            metallib: backend.kind === "metal" ? source.metallib ?? undefined : undefined,
           }),
         );
       } catch (e) {

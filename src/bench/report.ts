@@ -49,6 +49,14 @@ export function renderReport(r: RunRecord): string {
       } simd=${p[0].threadExecutionWidth}${p.length > 1 ? ` · ${p.length} kernels` : ""}`,
     );
   }
+  if (r.source) {
+    row(
+      "source",
+      `${r.source.path} (${r.source.variant})${
+        r.source.metallib ? ` · ran offline ${r.source.metallib}` : ""
+      }`,
+    );
+  }
   row(
     "size",
     `${r.settings.size} (${Object.entries(r.sizes).map(([k, v]) => `${k}=${v}`).join(", ")})`,

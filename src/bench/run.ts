@@ -406,6 +406,7 @@ export async function benchmark(
         path: source.path,
         variant: source.variant,
         sha256: await sha256Hex(source.text),
+        metallib: backend?.kind === "metal" ? source.metallib : null,
       }
       : null,
     pipelines,

@@ -115,6 +115,31 @@ export interface KernelSource {
   /** "default", a chip name such as "m4", or "flat" for kernels/<set>/<name>.metal. */
   variant: string;
   text: string;
+  /**
+   * An offline library built from the sources, beside them:
+   * <name>__<chip>.metallib -> <name>__default.metallib -> <name>.metallib.
+   * Only one at least as new as the source counts (a stale build is ignored).
+   */
+  metallib: string | null;
+}
+
+function mtime(path: string): number {
+  return Deno.statSync(path).mtime?.getTime() ?? 0;
+}
+
+/** The offline .metallib for `chip`, as the seed looks it up, if one is up to date. */
+function resolveMetallib(problem: Problem, sourcePath: string, chip?: string): string | null {
+  const dir = join(problem.kernelPath, "..");
+  const names = [
+    ...(chip ? [`${problem.name}__${chip}`] : []),
+    `${problem.name}__default`,
+    problem.name,
+  ];
+  for (const n of names) {
+    const path = join(dir, `${n}.metallib`);
+    if (existsSync(path)) return mtime(path) >= mtime(sourcePath) ? path : null;
+  }
+  return null;
 }
 
 /**
@@ -132,7 +157,14 @@ export function resolveKernelSource(problem: Problem, chip?: string): KernelSour
   const flat = problem.variants.length ? `${problem.kernelPath}.metal` : problem.kernelPath;
   candidates.push([flat, "flat"]);
   for (const [path, variant] of candidates) {
-    if (existsSync(path)) return { path, variant, text: readFileSync(path, "utf8") };
+    if (existsSync(path)) {
+      return {
+        path,
+        variant,
+        text: readFileSync(path, "utf8"),
+        metallib: resolveMetallib(problem, path, chip),
+      };
+    }
   }
   throw new RegistryError(
     `${problem.name}: no kernel source (looked for ${candidates.map(([p]) => p).join(", ")})`,

@@ -139,7 +139,13 @@ export const RunRecord = z.object({
   }),
   sizes: z.record(z.string(), z.number()),
   settings: Settings,
-  source: z.object({ path: z.string(), variant: z.string(), sha256: z.string() }).nullable(),
+  source: z.object({
+    path: z.string(),
+    variant: z.string(),
+    sha256: z.string(),
+    /** The offline library that ran instead of compiling the source, if any. */
+    metallib: z.string().nullable(),
+  }).nullable(),
   pipelines: z.array(PipelineInfo),
   correctness: Correctness,
   kernelTiming: KernelTiming.nullable(),
