@@ -12,22 +12,23 @@ import { WorkspaceError } from "../registry/workspace.ts";
 import { SessionFileError } from "../store/session.ts";
 import { ResultsFileError } from "../store/results.ts";
 
-function print(message: string, fix?: string) {
-  console.error(`metalbench: ${message}${fix ? `\n  fix: ${fix}` : ""}`);
+/** One line: what went wrong, then what to do about it. */
+export function printError(message: string, fix?: string) {
+  console.error(`metalbench: ${message}${fix ? ` — fix: ${fix}` : ""}`);
 }
 
 /** Print `e` as a user-facing error and return its exit code. */
 export function errorToExit(e: unknown): number {
   if (e instanceof SetupError) {
-    print(e.problem, e.fix);
+    printError(e.problem, e.fix);
     return EXIT.ENVIRONMENT;
   }
   if (e instanceof BackendError) {
-    print(e.message, e.fix);
+    printError(e.message, e.fix);
     return EXIT.ENVIRONMENT;
   }
   if (e instanceof WorkerError) {
-    print(
+    printError(
       `the MLX worker stopped (${e.reason}): ${e.message}`,
       "metalbench doctor",
     );
@@ -37,11 +38,11 @@ export function errorToExit(e: unknown): number {
     e instanceof RegistryError || e instanceof ProblemError || e instanceof SessionFileError ||
     e instanceof ResultsFileError || e instanceof WorkspaceError
   ) {
-    print(e.message);
+    printError(e.message);
     return EXIT.DATA;
   }
   const err = e instanceof Error ? e : new Error(String(e));
-  print(`internal error: ${err.message} (please report it with the trace below)`);
+  printError(`internal error: ${err.message} (please report it with the trace below)`);
   console.error(err.stack);
   return EXIT.INTERNAL;
 }

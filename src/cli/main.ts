@@ -13,7 +13,7 @@ import { initCommand } from "./init_command.ts";
 import { TARGETS } from "../store/schema.ts";
 import { PROBLEM_SETS } from "../registry/schema.ts";
 import { VERSION } from "../version.ts";
-import { errorToExit } from "./errors.ts";
+import { errorToExit, printError } from "./errors.ts";
 
 function intOption(min: number) {
   return (value: string): number => {
@@ -159,7 +159,7 @@ export async function main(args: string[]): Promise<number> {
         : EXIT.USAGE;
     }
     if (e instanceof CliError) {
-      console.error(`metalbench: ${e.message}${e.fix ? `\n  fix: ${e.fix}` : ""}`);
+      printError(e.message, e.fix);
       return e.code;
     }
     return errorToExit(e);
