@@ -65,7 +65,8 @@ uint32_t mb_abi_version(void);
 /* Open the backend's device. Options (all optional):
  *   sim:   cxx=<clang++ path>, shim_dir=<dir holding metal_stdlib>,
  *          runner=<sim runner executable>, cache_dir=<compiled kernels>,
- *          timeout_ms=<per-dispatch time limit>, workers=<parallelism>
+ *          timeout_ms=<per-dispatch time limit>, workers=<parallelism>,
+ *          sandbox=0|1 (default 1: kernels run under a seccomp allow-list)
  *   metal: timeout_ms=<per-dispatch limit; 0 waits for Metal's own watchdog> */
 int32_t mb_device_open(const char *options, mb_device **out, char *err, uint64_t err_cap);
 
@@ -83,7 +84,9 @@ void mb_device_close(mb_device *dev);
 /* Compile `source` (MSL) and make a compute pipeline for kernel `function`.
  * Options: source_name=<file name used in messages>, include_dir=<dir for
  * #include "...">, fast_math=0|1, language_version=<major.minor>,
- * metallib=<offline library to use instead of source, Metal only>. */
+ * metallib=<offline library to use instead of source, Metal only>,
+ * function_constants=<name_or_index=value,...> (values: true/false or numbers,
+ * each set with the type the kernel declares). */
 int32_t mb_pipeline_compile(mb_device *dev, const char *source, const char *function,
                             const char *options, mb_pipeline **out, char *err, uint64_t err_cap);
 

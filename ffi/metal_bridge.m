@@ -800,6 +800,110 @@ static NSArray<MetalBenchBridgeArg *> *mb_reflect(MTLComputePipelineReflection *
   return nil;
 }
 
+/* Function constant values from "name=value,index=value,...": each value is
+ * parsed for the type the function declares for that constant. Returns nil
+ * and sets *problem on a bad list. */
+static NSString *mb_trim(NSString *s) {
+  return [s stringByTrimmingCharactersInSet:NSCharacterSet.whitespaceCharacterSet];
+}
+
+static MTLFunctionConstant *mb_find_constant(id<MTLFunction> fn, NSString *key) {
+  NSDictionary<NSString *, MTLFunctionConstant *> *declared = fn.functionConstantsDictionary;
+  if (declared[key]) return declared[key];
+  for (MTLFunctionConstant *c in declared.allValues)
+    if ([[NSString stringWithFormat:@"%lu", (unsigned long)c.index] isEqualToString:key]) return c;
+  return nil;
+}
+
+/* Set one constant from its text; NO when the text is not a value of its type. */
+static BOOL mb_set_constant(MTLFunctionConstantValues *values, MTLFunctionConstant *c,
+                            NSString *text) {
+  NSScanner *scan = [NSScanner scannerWithString:text];
+  long long i = 0;
+  unsigned long long u = 0;
+  double f = 0;
+  switch (c.type) {
+    case MTLDataTypeBool: {
+      int b = [text isEqualToString:@"true"]    ? 1
+              : [text isEqualToString:@"false"] ? 0
+                                                : mb_parse_bool(text);
+      bool v = b == 1;
+      if (b < 0) return NO;
+      [values setConstantValue:&v type:c.type atIndex:c.index];
+      return YES;
+    }
+    case MTLDataTypeInt:
+    case MTLDataTypeShort:
+    case MTLDataTypeChar: {
+      if (![scan scanLongLong:&i] || !scan.atEnd) return NO;
+      int32_t v32 = (int32_t)i;
+      int16_t v16 = (int16_t)i;
+      int8_t v8 = (int8_t)i;
+      const void *v = c.type == MTLDataTypeInt     ? (const void *)&v32
+                      : c.type == MTLDataTypeShort ? (const void *)&v16
+                                                   : (const void *)&v8;
+      [values setConstantValue:v type:c.type atIndex:c.index];
+      return YES;
+    }
+    case MTLDataTypeUInt:
+    case MTLDataTypeUShort:
+    case MTLDataTypeUChar: {
+      if (![scan scanUnsignedLongLong:&u] || !scan.atEnd) return NO;
+      uint32_t v32 = (uint32_t)u;
+      uint16_t v16 = (uint16_t)u;
+      uint8_t v8 = (uint8_t)u;
+      const void *v = c.type == MTLDataTypeUInt     ? (const void *)&v32
+                      : c.type == MTLDataTypeUShort ? (const void *)&v16
+                                                    : (const void *)&v8;
+      [values setConstantValue:v type:c.type atIndex:c.index];
+      return YES;
+    }
+    case MTLDataTypeFloat:
+    case MTLDataTypeHalf: {
+      if (![scan scanDouble:&f] || !scan.atEnd) return NO;
+      float v32 = (float)f;
+      _Float16 v16 = (_Float16)f;
+      const void *v = c.type == MTLDataTypeFloat ? (const void *)&v32 : (const void *)&v16;
+      [values setConstantValue:v type:c.type atIndex:c.index];
+      return YES;
+    }
+    default:
+      return NO;
+  }
+}
+
+static MTLFunctionConstantValues *mb_constant_values(id<MTLFunction> fn, NSString *list,
+                                                     NSString **problem) {
+  MTLFunctionConstantValues *values = [MTLFunctionConstantValues new];
+  for (NSString *raw in [list componentsSeparatedByString:@","]) {
+    NSString *item = mb_trim(raw);
+    if (item.length == 0) continue;
+    NSRange eq = [item rangeOfString:@"="];
+    if (eq.location == NSNotFound) {
+      *problem = [NSString stringWithFormat:@"function constant '%@' has no '=value'", item];
+      return nil;
+    }
+    NSString *key = mb_trim([item substringToIndex:eq.location]);
+    NSString *text = mb_trim([item substringFromIndex:eq.location + 1]);
+    MTLFunctionConstant *c = mb_find_constant(fn, key);
+    if (!c) {
+      NSArray *names = fn.functionConstantsDictionary.allKeys;
+      NSString *known = names.count ? [names componentsJoinedByString:@", "] : @"none";
+      *problem = [NSString stringWithFormat:@"the kernel declares no function constant '%@' "
+                                            @"(it has: %@)",
+                                            key, known];
+      return nil;
+    }
+    if (!mb_set_constant(values, c, text)) {
+      *problem = [NSString stringWithFormat:@"function constant '%@' = '%@': not a value of its "
+                                            @"type (MTLDataType %lu)",
+                                            c.name, text, (unsigned long)c.type];
+      return nil;
+    }
+  }
+  return values;
+}
+
 int32_t mb_pipeline_compile(mb_device *dev, const char *source, const char *function,
                             const char *options, mb_pipeline **out, char *err, uint64_t err_cap) {
   MB_BEGIN
@@ -900,6 +1004,17 @@ int32_t mb_pipeline_compile(mb_device *dev, const char *source, const char *func
     return mb_fail(err, err_cap, MB_E_COMPILE, @"kernel %@ not found in %@; it has: %@", fnName,
                    shownName,
                    names.count ? [names componentsJoinedByString:@", "] : @"(no functions)");
+  }
+  NSString *constants = opts[@"function_constants"];
+  if (constants.length > 0) {
+    NSString *problem = nil;
+    MTLFunctionConstantValues *values = mb_constant_values(fn, constants, &problem);
+    if (!values)
+      return mb_fail(err, err_cap, MB_E_COMPILE, @"kernel %@: %@", fnName, problem);
+    fn = [library newFunctionWithName:fnName constantValues:values error:&error];
+    if (!fn)
+      return mb_fail(err, err_cap, MB_E_COMPILE, @"kernel %@: function constants: %@", fnName,
+                     error.localizedDescription ?: @"(no message)");
   }
   if (fn.functionType != MTLFunctionTypeKernel)
     return mb_fail(err, err_cap, MB_E_COMPILE,

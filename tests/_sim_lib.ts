@@ -4,7 +4,7 @@
  * files do not race) and runs kernels through src/backend/bridge.ts.
  */
 import { deepStrictEqual, ok } from "node:assert/strict";
-import { Bridge, type DispatchMode, type Pipeline } from "../src/backend/bridge.ts";
+import { Bridge, BridgeError, type DispatchMode, type Pipeline } from "../src/backend/bridge.ts";
 
 /** Assertions (node:assert, built into Deno: no registry needed). */
 export function assert(cond: unknown, message?: string): asserts cond {
@@ -144,4 +144,95 @@ export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<numbe
       throw new Error(`element ${i}: got ${a}, expected ${e} (tolerance ${tol})`);
     }
   }
+}
+
+export function i32(bytes: Uint8Array | undefined): Int32Array {
+  if (!bytes) throw new Error("no such output");
+  return new Int32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+}
+
+export function u16(bytes: Uint8Array | undefined): Uint16Array {
+  if (!bytes) throw new Error("no such output");
+  return new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2);
+}
+
+/** Compiles `source` and runs `fn` once; buffer contents by binding index. */
+export async function runKernel(
+  bridge: Bridge,
+  source: string,
+  fn: string,
+  bindings: Binding[],
+  spec: DispatchSpec,
+  options: Record<string, string | number | boolean | undefined> = {},
+): Promise<Map<number, Uint8Array>> {
+  using p = await bridge.compile(source, fn, { source_name: `${fn}.metal`, ...options });
+  return await runOnce(bridge, p, bindings, spec);
+}
+
+/** MSL source with the usual prologue. */
+export function msl(body: string): string {
+  return `#include <metal_stdlib>\nusing namespace metal;\n${body}`;
+}
+
+// ---- float16 / bfloat16, computed independently of the simulator --------
+
+/** The bits of the float16 nearest to v (round to nearest even). */
+export function halfBits(v: number): number {
+  const f = new Float32Array([v]);
+  const b = new Uint32Array(f.buffer)[0];
+  const sign = (b >>> 16) & 0x8000;
+  const exp = ((b >>> 23) & 0xff) - 127 + 15;
+  const mant = b & 0x7fffff;
+  if (Number.isNaN(v)) return 0x7e00;
+  if (exp >= 31) return sign | 0x7c00;
+  if (exp <= 0) {
+    // subnormal: shift the implicit bit in, round to nearest even
+    if (exp < -10) return sign;
+    const m = mant | 0x800000;
+    const shift = 14 - exp;
+    let h = m >>> shift;
+    const rest = m & ((1 << shift) - 1), half = 1 << (shift - 1);
+    if (rest > half || (rest === half && (h & 1))) h++;
+    return sign | h;
+  }
+  let h = sign | (exp << 10) | (mant >>> 13);
+  const rest = mant & 0x1fff;
+  if (rest > 0x1000 || (rest === 0x1000 && (h & 1))) h++;
+  return h;
+}
+
+export function halfValue(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >>> 10) & 0x1f, mant = h & 0x3ff;
+  if (exp === 0) return sign * mant * 2 ** -24;
+  if (exp === 31) return mant ? NaN : sign * Infinity;
+  return sign * (1 + mant / 1024) * 2 ** (exp - 15);
+}
+
+/** v rounded to float32, then to float16 (as a GPU rounds each operation). */
+export function toHalf(v: number): number {
+  return halfValue(halfBits(Math.fround(v)));
+}
+
+/** The bits of the bfloat16 nearest to float32(v) (round to nearest even). */
+export function bfloatBits(v: number): number {
+  const b = new Uint32Array(new Float32Array([v]).buffer)[0];
+  if (Number.isNaN(v)) return 0x7fc0;
+  const rounded = b + 0x7fff + ((b >>> 16) & 1);
+  return (rounded >>> 16) & 0xffff;
+}
+
+export function bfloatValue(h: number): number {
+  return new Float32Array(new Uint32Array([h << 16]).buffer)[0];
+}
+
+export function toBfloat(v: number): number {
+  return bfloatValue(bfloatBits(Math.fround(v)));
+}
+
+/** Asserts that p rejects with a BridgeError; returns it. */
+export async function failure(p: Promise<unknown>): Promise<BridgeError> {
+  const e = await p.then(() => undefined, (e) => e);
+  assert(e instanceof BridgeError, `expected a BridgeError, got ${e}`);
+  return e;
 }

@@ -67,6 +67,29 @@ function firstValueOfSeed0(): string {
   return `${v.toPrecision(9)}f`;
 }
 
+const SCALED_RELU_PY = `import mlx.core as mx
+import mlx.nn as nn
+
+
+class Model(nn.Module):
+    def __init__(self, scale: float):
+        super().__init__()
+        self.scale = scale
+
+    def __call__(self, x):
+        return mx.maximum(x, 0) * self.scale
+`;
+
+/** relu scaled by a function constant that the registry sets from the Model's init. */
+const SCALED_RELU = `#include <metal_stdlib>
+using namespace metal;
+constant float scale [[function_constant(0)]];
+kernel void k(device const float* x [[buffer(0)]], device float* y [[buffer(1)]],
+              constant uint& n [[buffer(2)]], uint gid [[thread_position_in_grid]]) {
+  if (gid < n) y[gid] = max(x[gid], 0.0f) * scale;
+}
+`;
+
 interface Case {
   kernel: string;
   expect: RunRecord["correctness"]["status"];
@@ -75,6 +98,8 @@ interface Case {
   vector?: number;
   /** Test size, when the default 3x1001 does not suit (pairs need an even count). */
   test?: { M: number; N: number };
+  /** Extra registry fields. */
+  entry?: Record<string, unknown>;
 }
 
 const CASES: Record<string, Case> = {
@@ -84,6 +109,12 @@ const CASES: Record<string, Case> = {
     expect: "correct",
     reference: NEIGHBOR_MAX_PY,
     test: { M: 4, N: 1000 },
+  },
+  good_function_constant: {
+    kernel: SCALED_RELU,
+    expect: "correct",
+    reference: SCALED_RELU_PY,
+    entry: { init: { scale: 2.5 }, constants: { scale: "scale" } },
   },
   cheat_writes_nothing: {
     kernel: scalarKernel("(void)x; (void)y;"),
@@ -142,6 +173,7 @@ async function suiteWorkspace(): Promise<string> {
       function: "k",
       vector: c.vector ?? 1,
       ...(c.test ? { sizes: { bench: { M: 16, N: 16384 }, test: c.test } } : {}),
+      ...c.entry,
     };
     files[`kernels/common/${name}.metal`] = c.kernel;
     files[`references/common/${name}.py`] = c.reference ?? RELU_PY;
@@ -174,7 +206,7 @@ Deno.test("buggy and cheating kernels are each caught, and the run goes on past 
     assert.equal(run.correctness.status, c.expect, `${name}: ${run.correctness.detail}`);
     if (c.detail) assert.match(run.correctness.detail, c.detail, name);
   }
-  assert.equal(out.summary.correct, 2);
+  assert.equal(out.summary.correct, 3);
   // One MLX worker served the whole --all run.
   const pids = new Set(out.runs.filter((x) => x.mlxTiming).map((x) => x.mlxTiming!.workerPid));
   assert.equal(pids.size, 1, `worker pids ${[...pids]}`);
@@ -228,4 +260,61 @@ Deno.test("a correct run enters session.json; a slower one leaves the entry alon
   assert.match(second.stderr, /unchanged: .* is not faster than the recorded/);
   assert.equal(await Deno.readTextFile(join(ws, "session.json")), before);
   assert.match(await Deno.readTextFile(join(ws, "best_times.md")), /\| relu \| common \|/);
+});
+
+Deno.test("--metal needs no Python: correctness from the reference outputs a paired run cached", async () => {
+  const ws = await reluWorkspace();
+  const cache = await Deno.makeTempDir({ prefix: "mb-cache-" });
+  const common = [
+    "relu",
+    "--backend=sim",
+    "--iters=2",
+    "--warmup=0",
+    "--no-session",
+    "--json",
+    "--workspace",
+    ws,
+  ];
+  const noPython = { METALBENCH_CACHE: cache, METALBENCH_PYTHON: "/nonexistent/python" };
+
+  const before = await metalbench([...common, "--metal"], { env: noPython });
+  assert.equal(before.code, 0, before.stderr);
+  const unchecked = JSON.parse(before.stdout).runs[0] as RunRecord;
+  assert.equal(unchecked.correctness.status, "unchecked");
+  assert.match(unchecked.correctness.detail, /run once without --metal/);
+  assert.equal(unchecked.mlxTiming, null);
+
+  const paired = await metalbench(common, { env: { METALBENCH_CACHE: cache } });
+  assert.equal(paired.code, 0, paired.stderr);
+
+  const after = await metalbench([...common, "--metal"], { env: noPython });
+  assert.equal(after.code, 0, after.stderr);
+  const checked = JSON.parse(after.stdout).runs[0] as RunRecord;
+  assert.equal(checked.correctness.status, "correct");
+  assert.equal(checked.correctness.trials.length, 4);
+});
+
+Deno.test("--mlx times only the reference; --cold-start adds first-launch figures", async () => {
+  const ws = await reluWorkspace();
+  const mlx = await metalbench(["relu", "--mlx", "--iters=3", "--json", "--workspace", ws]);
+  assert.equal(mlx.code, 0, mlx.stderr);
+  const m = JSON.parse(mlx.stdout).runs[0] as RunRecord;
+  assert.equal(m.kernelTiming, null);
+  assert.equal(m.mlxTiming!.wallNs.length, 3);
+
+  const cold = await metalbench([
+    "relu",
+    "--backend=sim",
+    "--cold-start",
+    "--iters=2",
+    "--no-session",
+    "--json",
+    "--workspace",
+    ws,
+  ]);
+  assert.equal(cold.code, 0, cold.stderr);
+  const c = (JSON.parse(cold.stdout).runs[0] as RunRecord).coldStart!;
+  for (const v of [c.compileMs, c.firstRunMs, c.mlxFirstCallMs]) {
+    assert.ok(v !== null && v > 0, `${v}`);
+  }
 });

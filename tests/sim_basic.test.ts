@@ -10,9 +10,12 @@ import {
   f32,
   fixture,
   FIXTURES,
+  halfBits,
+  halfValue,
   openSim,
   random,
   runOnce,
+  toHalf,
   u32,
 } from "./_sim_lib.ts";
 
@@ -303,26 +306,3 @@ constexpr constant uint TILE = 8;
   for (let i = 0; i < 128; i++) assertEquals(o[i], 2 * (1 + (i % 4)) + 32 + 3 + 1.5 + 1);
   assertEquals(u32(out.get(1))[0], 128);
 });
-
-// float16 helpers: round a number to the nearest half, and its bits.
-function halfBits(v: number): number {
-  const f = new Float32Array([v]);
-  const b = new Uint32Array(f.buffer)[0];
-  const sign = (b >>> 16) & 0x8000;
-  const exp = ((b >>> 23) & 0xff) - 127 + 15;
-  const mant = b & 0x7fffff;
-  if (exp <= 0) return sign; // tests stay in the normal range
-  let h = sign | (exp << 10) | (mant >>> 13);
-  const rest = mant & 0x1fff;
-  if (rest > 0x1000 || (rest === 0x1000 && (h & 1))) h++;
-  return h;
-}
-function halfValue(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >>> 10) & 0x1f, mant = h & 0x3ff;
-  if (exp === 0) return sign * mant * 2 ** -24;
-  return sign * (1 + mant / 1024) * 2 ** (exp - 15);
-}
-function toHalf(v: number): number {
-  return halfValue(halfBits(Math.fround(v)));
-}

@@ -5,10 +5,12 @@
  * threadgroup memory and barriers.
  */
 import {
+  assert,
   assertClose,
   assertEquals,
   f32,
   fixture,
+  i32,
   openSim,
   random,
   runOnce,
@@ -50,17 +52,19 @@ Deno.test("sim: simd_sum, simd_max, prefix sums and shuffles over groups of 32",
     const start = i - lane, width = Math.min(32, group - sg * 32);
     const lanes = Array.from(x.subarray(start, start + width));
     const sum = lanes.reduce((a, b) => a + b, 0);
-    // shuffle_down leaves a lane's own value where the source lane is absent
+    // shuffle_down past lane 31 leaves a lane's own value (MSL); reading a
+    // lane missing from a partial SIMD group is undefined: poison (NaN)
     let t = [...lanes];
     for (let off = 16; off > 0; off >>= 1) {
-      t = t.map((val, l) => val + (l + off < width ? t[l + off] : val));
+      t = t.map((val, l) => val + (l + off >= 32 ? val : l + off < width ? t[l + off] : NaN));
     }
-    assertClose([f[4 * i], f[4 * i + 1], f[4 * i + 2], f[4 * i + 3]], [
+    assertClose([f[4 * i], f[4 * i + 1], f[4 * i + 2]], [
       sum,
       Math.max(...lanes),
       lanes.slice(0, lane + 1).reduce((a, b) => a + b, 0),
-      t[lane],
     ], 1e-6);
+    if (Number.isNaN(t[lane])) assert(Number.isNaN(f[4 * i + 3]), `thread ${i}: poison expected`);
+    else assertClose([f[4 * i + 3]], [t[lane]], 1e-6);
     assertEquals(Array.from(u.subarray(4 * i, 4 * i + 4)), [
       lane,
       (lane ^ 1) < width ? lane ^ 1 : lane,
@@ -115,4 +119,121 @@ Deno.test("sim: softmax rows (simd_max/simd_sum, threadgroup arrays, barriers)",
     expected.push(...e.map((v) => v / s));
   }
   assertClose(y, expected, 1e-5);
+});
+
+// Every SIMD-group and quad-group function, on integers (exact), over two
+// full SIMD groups; expected values computed lane by lane here.
+const ALL_OPS = `
+#include <metal_stdlib>
+using namespace metal;
+kernel void all_ops(device const int* x [[buffer(0)]], device int* o [[buffer(1)]],
+                    uint tid [[thread_index_in_threadgroup]],
+                    uint lane [[thread_index_in_simdgroup]],
+                    uint qlane [[thread_index_in_quadgroup]]) {
+  int v = x[tid];
+  device int* r = o + tid * 40;
+  r[0] = simd_sum(v);
+  r[1] = simd_product(v % 2 + 1);
+  r[2] = simd_min(v);
+  r[3] = simd_max(v);
+  r[4] = simd_and(v | 0x100);
+  r[5] = simd_or(v);
+  r[6] = simd_xor(v);
+  r[7] = simd_prefix_inclusive_sum(v);
+  r[8] = simd_prefix_exclusive_sum(v);
+  r[9] = simd_prefix_inclusive_product(v % 2 + 1);
+  r[10] = simd_prefix_exclusive_product(v % 2 + 1);
+  r[11] = simd_shuffle(v, ushort((lane * 7) % 32));
+  r[12] = simd_shuffle_up(v, 3);
+  r[13] = simd_shuffle_down(v, 5);
+  r[14] = simd_shuffle_xor(v, 6);
+  r[15] = simd_shuffle_rotate_up(v, 3);
+  r[16] = simd_shuffle_rotate_down(v, 5);
+  r[17] = simd_broadcast(v, 9);
+  r[18] = simd_broadcast_first(v);
+  r[19] = simd_all(v > -1000) + 2 * simd_all(v > 0);
+  r[20] = simd_any(v == x[5]) + 2 * simd_any(v > 1000);
+  r[21] = int(uint(ulong(simd_ballot(v % 3 == 0))));
+  r[22] = -1;
+  r[23] = -1;
+  if (lane >= 4) {
+    r[22] = simd_is_first();
+    r[23] = int(uint(ulong(simd_active_threads_mask())));
+  }
+  r[24] = simd_shuffle_and_fill_down(v, v + 1000, 3);
+  r[25] = simd_shuffle_and_fill_up(v, v + 1000, 2, 8);
+  r[26] = quad_sum(v);
+  r[27] = quad_shuffle_xor(v, 1);
+  r[28] = quad_broadcast(v, 2);
+  r[29] = quad_prefix_exclusive_sum(v);
+  r[30] = quad_all(v > 0) + 2 * quad_any(v % 5 == 0);
+  r[31] = int(ushort(quad_ballot(v % 2 == 0)));
+  r[32] = quad_shuffle_down(v, 1);
+  r[33] = quad_max(v) - quad_min(v);
+  r[34] = quad_broadcast_first(v);
+  simdgroup_barrier(mem_flags::mem_none);
+  r[35] = int(qlane);
+}`;
+
+Deno.test("sim: every simd_* and quad_* function, lane by lane", async () => {
+  using sim = await openSim();
+  using p = await sim.compile(ALL_OPS, "all_ops", { source_name: "all_ops.metal" });
+  const n = 64;
+  const x = Int32Array.from({ length: n }, (_, i) => ((i * 37) % 23) - 7);
+  const o = i32(
+    (await runOnce(sim, p, [{ index: 0, data: x }, { index: 1, length: n * 40 * 4 }], {
+      grid: [n, 1, 1],
+      group: [n, 1, 1],
+    })).get(1),
+  );
+  for (let t = 0; t < n; t++) {
+    const lane = t % 32, base = t - lane, q = lane & ~3, ql = lane & 3;
+    const L = (l: number) => x[base + l]; // SIMD group's lane l
+    const lanes = Array.from({ length: 32 }, (_, l) => L(l));
+    const p2 = (v: number) => (v % 2) + 1; // C's % keeps the sign, as JavaScript's
+    const prod = (vs: number[]) => vs.reduce((a, b) => Math.imul(a, b), 1);
+    const quad = [0, 1, 2, 3].map((k) => L(q + k));
+    const fillDown = lane + 3 < 32 ? L(lane + 3) : L(lane + 3 - 32) + 1000;
+    const m8 = lane & ~7, l8 = lane & 7;
+    const fillUp = l8 - 2 >= 0 ? L(m8 + l8 - 2) : L(m8 + l8 - 2 + 8) + 1000;
+    const want = [
+      lanes.reduce((a, b) => a + b, 0),
+      prod(lanes.map(p2)),
+      Math.min(...lanes),
+      Math.max(...lanes),
+      lanes.reduce((a, b) => a & (b | 0x100), -1),
+      lanes.reduce((a, b) => a | b, 0),
+      lanes.reduce((a, b) => a ^ b, 0),
+      lanes.slice(0, lane + 1).reduce((a, b) => a + b, 0),
+      lanes.slice(0, lane).reduce((a, b) => a + b, 0),
+      prod(lanes.slice(0, lane + 1).map(p2)),
+      prod(lanes.slice(0, lane).map(p2)),
+      L((lane * 7) % 32),
+      lane >= 3 ? L(lane - 3) : L(lane),
+      lane + 5 < 32 ? L(lane + 5) : L(lane),
+      L(lane ^ 6),
+      L((lane + 29) % 32),
+      L((lane + 5) % 32),
+      L(9),
+      L(0),
+      1 + 2 * (lanes.every((v) => v > 0) ? 1 : 0),
+      1 + 2 * (lanes.some((v) => v > 1000) ? 1 : 0),
+      lanes.reduce((m, v, l) => (v % 3 === 0 ? m | (1 << l) : m), 0),
+      lane >= 4 ? (lane === 4 ? 1 : 0) : -1,
+      lane >= 4 ? (0xfffffff0 | 0) : -1,
+      fillDown,
+      fillUp,
+      quad.reduce((a, b) => a + b, 0),
+      L(q + (ql ^ 1)),
+      L(q + 2),
+      quad.slice(0, ql).reduce((a, b) => a + b, 0),
+      (quad.every((v) => v > 0) ? 1 : 0) + 2 * (quad.some((v) => v % 5 === 0) ? 1 : 0),
+      quad.reduce((m, v, k) => (v % 2 === 0 ? m | (1 << k) : m), 0),
+      ql + 1 < 4 ? L(q + ql + 1) : L(lane),
+      Math.max(...quad) - Math.min(...quad),
+      L(q),
+      ql,
+    ];
+    assertEquals(Array.from(o.subarray(40 * t, 40 * t + want.length)), want, `thread ${t}`);
+  }
 });

@@ -169,3 +169,28 @@ kernel void half_barrier(device float* y [[buffer(0)]], uint tid [[thread_index_
   });
   assertEquals(Array.from(f32(ok.get(0))), new Array(16).fill(1));
 });
+
+Deno.test("sim: a threadgroup variable outside the kernel function is a compile error", async () => {
+  using sim = await openSim();
+  const src = `
+#include <metal_stdlib>
+using namespace metal;
+static float group_total(float v, uint tid) {
+  threadgroup float scratch[64];
+  scratch[tid] = v;
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  return scratch[0];
+}
+kernel void uses_helper(device float* y [[buffer(0)]], uint tid [[thread_index_in_threadgroup]]) {
+  y[tid] = group_total(1.0f, tid);
+}`;
+  const err = await sim.compile(src, "uses_helper", { source_name: "helper.metal" }).catch((e) =>
+    e
+  );
+  assert(err instanceof BridgeError && err.status === "compile", String(err));
+  assert(
+    /helper\.metal:5: error: threadgroup variable 'scratch' is declared in function 'group_total'/
+      .test(err.message),
+    err.message,
+  );
+});

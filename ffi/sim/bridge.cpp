@@ -131,6 +131,7 @@ struct Device {
   unsigned timeout_ms = 10000;
   unsigned workers = 1;
   unsigned stack_kb = 256;
+  bool sandbox = true; // the runner runs kernels under its seccomp sandbox
   uint32_t next_id = 1;
 
   pid_t pid = -1;
@@ -138,6 +139,7 @@ struct Device {
   int life = -1; // write end of the runner's life pipe
   mbipc::Control *control = nullptr;
   uint64_t generation = 0; // of the current runner
+  bool sandboxed = false;  // the current runner has run kernels: it loads no more
   bool closed = false;
 
   unsigned compiler_runs = 0, cache_hits = 0, runner_starts = 0;
@@ -157,6 +159,7 @@ struct Device {
     pid = -1;
     sock = life = -1;
     control = nullptr;
+    sandboxed = false;
   }
 
   // A fd that survives the dup2s of posix_spawn (numbers >= 10).
@@ -186,6 +189,9 @@ struct Device {
     posix_spawn_file_actions_adddup2(&fa, child_sock, mbipc::kSocketFd);
     posix_spawn_file_actions_adddup2(&fa, child_life, mbipc::kLifeFd);
     posix_spawn_file_actions_adddup2(&fa, cfd, mbipc::kControlFd);
+    // Kernel code gets neither the host's input nor its output.
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
     posix_spawnattr_t attr;
     posix_spawnattr_init(&attr);
     sigset_t all, none;
@@ -196,7 +202,7 @@ struct Device {
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
     std::string w = std::to_string(workers), s = std::to_string(stack_kb);
     const char *argv[] = {runner_path.c_str(), "--workers", w.c_str(), "--stack-kb", s.c_str(),
-                          nullptr};
+                          "--sandbox", sandbox ? "1" : "0", nullptr};
     pid_t p;
     int rc = posix_spawn(&p, runner_path.c_str(), &fa, &attr, const_cast<char **>(argv), environ);
     posix_spawn_file_actions_destroy(&fa);
@@ -308,10 +314,15 @@ struct Device {
   }
 };
 
+// A buffer is a memfd laid out as mbipc::kCanaryWord's comment says: data
+// ending near a page end, canary slack around it.
 struct BufferCore {
   std::shared_ptr<Device> dev;
   uint32_t id = 0;
   int fd = -1;
+  unsigned char *map = nullptr; // the whole memfd
+  uint64_t map_len = 0;
+  uint64_t front = 0; // slack before the data
   unsigned char *data = nullptr;
   uint64_t length = 0;
   uint64_t generation = 0; // runner generation that has it mapped
@@ -325,7 +336,7 @@ struct BufferCore {
         dev->send(mbipc::BUFFER_FREE, w);
       }
     }
-    if (data) munmap(data, length);
+    if (map) munmap(map, map_len);
     if (fd >= 0) close(fd);
   }
 };
@@ -357,6 +368,10 @@ struct PipelineCore {
 
   // Makes sure the current runner has loaded this pipeline (caller holds mu).
   int32_t ensure_loaded(std::string *msg) {
+    if (generation == dev->generation && dev->pid > 0) return MB_OK;
+    // A runner that has run kernels is sandboxed and loads no more: a fresh
+    // one gets this pipeline (and the others, buffers too, as they are used).
+    if (dev->sandboxed) dev->stop_runner();
     if (!dev->start_runner(msg)) return MB_E_UNAVAILABLE;
     if (generation == dev->generation) return MB_OK;
     Writer w;
@@ -470,6 +485,7 @@ int32_t mb_device_open(const char *options, mb_device **out, char *err, uint64_t
   unsigned hw = std::thread::hardware_concurrency();
   dev->workers = get("workers").empty() ? (hw ? hw : 1) : static_cast<unsigned>(std::stoul(get("workers")));
   if (!get("stack_kb").empty()) dev->stack_kb = static_cast<unsigned>(std::stoul(get("stack_kb")));
+  if (!get("sandbox").empty()) dev->sandbox = get("sandbox") != "0";
   if (dev->timeout_ms == 0 || dev->workers == 0 || dev->stack_kb < 16)
     return set_err(err, err_cap, MB_E_ARGUMENT,
                    "timeout_ms and workers must be positive, stack_kb at least 16");
@@ -510,6 +526,7 @@ int32_t mb_device_info(mb_device *dev, char *json, uint64_t json_cap, char *err,
                   ",\"cache_dir\":" + json_string(d.compiler.cache_dir) +
                   ",\"runner\":" + json_string(d.runner_path) +
                   ",\"workers\":" + std::to_string(d.workers) +
+                  ",\"sandbox\":" + (d.sandbox ? "\"seccomp\"" : "\"off\"") +
                   ",\"timeout_ms\":" + std::to_string(d.timeout_ms) +
                   ",\"compiler_runs\":" + std::to_string(d.compiler_runs) +
                   ",\"cache_hits\":" + std::to_string(d.cache_hits) +
@@ -545,6 +562,7 @@ int32_t mb_pipeline_compile(mb_device *dev, const char *source, const char *func
   if (opt.count("include_dir")) req.include_dir = opt["include_dir"];
   if (opt.count("language_version") && !opt["language_version"].empty())
     req.language_version = opt["language_version"];
+  if (opt.count("function_constants")) req.function_constants = opt["function_constants"];
   if (opt.count("metallib") && !opt["metallib"].empty())
     return set_err(err, err_cap, MB_E_UNSUPPORTED,
                    "metallib= needs the Metal backend; the simulator compiles from source");
@@ -593,15 +611,27 @@ int32_t mb_buffer_new(mb_device *dev, uint64_t length, mb_buffer **out, char *er
   auto b = std::make_shared<BufferCore>();
   b->dev = dev->core;
   b->length = length;
+  const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  const uint64_t padded = (length + 15) / 16 * 16;
+  b->map_len = (padded + page - 1) / page * page;
+  b->front = b->map_len - padded;
   b->fd = static_cast<int>(memfd_create("mb_buffer", MFD_CLOEXEC));
-  if (b->fd < 0 || ftruncate(b->fd, static_cast<off_t>(length)) != 0)
+  if (b->fd < 0 || ftruncate(b->fd, static_cast<off_t>(b->map_len)) != 0)
     return set_err(err, err_cap, MB_E_RESOURCE,
                    "cannot allocate a " + std::to_string(length) + "-byte buffer");
-  void *m = mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_SHARED, b->fd, 0);
+  void *m = mmap(nullptr, b->map_len, PROT_READ | PROT_WRITE, MAP_SHARED, b->fd, 0);
   if (m == MAP_FAILED)
     return set_err(err, err_cap, MB_E_RESOURCE,
                    "cannot map a " + std::to_string(length) + "-byte buffer");
-  b->data = static_cast<unsigned char *>(m);
+  b->map = static_cast<unsigned char *>(m);
+  b->data = b->map + b->front;
+  // The slack holds the canary (the runner checks it after each dispatch).
+  auto canary = [&](uint64_t from, uint64_t to) {
+    for (uint64_t o = from; o < to; ++o)
+      b->map[o] = static_cast<unsigned char>(mbipc::kCanaryWord >> (8 * (o % 4)));
+  };
+  canary(0, b->front);
+  canary(b->front + length, b->map_len);
   {
     std::lock_guard<std::mutex> lock(dev->core->mu);
     b->id = dev->core->next_id++;
@@ -759,6 +789,10 @@ int32_t mb_command_run(mb_command *cmd, uint32_t samples, uint32_t batch, double
     return MB_OK;
   }
   std::string msg;
+  // A sandboxed runner loads nothing new: if this command needs a pipeline
+  // the runner lacks, a fresh runner gets all of them.
+  for (const Step &s : cmd->steps)
+    if (s.pipeline->generation != d.generation && d.sandboxed) d.stop_runner();
   for (int attempt = 0;; ++attempt) {
     // (Re)load what the current runner lacks; a runner that died during a
     // previous call is replaced here.
@@ -770,6 +804,8 @@ int32_t mb_command_run(mb_command *cmd, uint32_t samples, uint32_t batch, double
         Writer w;
         w.put<uint32_t>(b.buffer->id);
         w.put<uint64_t>(b.buffer->length);
+        w.put<uint64_t>(b.buffer->front);
+        w.put<uint64_t>(b.buffer->map_len);
         if (!d.send(mbipc::BUFFER_ADD, w, b.buffer->fd)) {
           msg = d.runner_death(nullptr, nullptr);
           st = MB_E_EXECUTION;
@@ -818,6 +854,7 @@ int32_t mb_command_run(mb_command *cmd, uint32_t samples, uint32_t batch, double
         w.put<uint32_t>(static_cast<uint32_t>(s.tg_len[i]));
       }
   }
+  d.sandboxed = d.sandbox; // the runner enters its sandbox before running
   for (uint32_t i = 0; i < samples; ++i) {
     uint64_t t0 = now_ns();
     if (!d.send(mbipc::RUN, w))

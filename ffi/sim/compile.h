@@ -1,10 +1,13 @@
 // The compile step: MSL source -> kernel.so, with a cache keyed by content.
 //
-// 1. pre-pass (msl_source.h); 2. clang -fsyntax-only with a JSON AST dump of
-// the kernel: compile errors surface here with the user's file:line;
-// 3. move threadgroup declarations into the arena (kernel_ast.h);
-// 4. generate an entry file that binds buffers and thread positions to the
-// kernel's parameters; 5. clang -O2 -shared; 6. rename into the cache.
+// 1. include checks, then the user's headers are copied into the build
+// folder (include_check.h); 2. pre-pass (msl_source.h); the source goes into
+// namespace __mbu; 3. clang -fsyntax-only with a JSON AST dump of that
+// namespace: compile errors surface here with the user's file:line; 4. edits
+// from the AST (threadgroup arena, MSL vector semantics; kernel_ast.h);
+// 5. an entry file that binds buffers and thread positions to the kernel's
+// parameters; 6. clang -O2 -shared, alignment-checked, with no start files
+// (loading runs none of its code); 7. rename into the cache.
 #pragma once
 
 #include <string>
@@ -17,6 +20,7 @@ struct Compiler {
   std::string shim_dir; // holds metal_stdlib
   std::string cache_dir;
   std::string shim_hash; // of the shim headers' content
+  std::string self_hash; // of this library's file: a rebuilt simulator recompiles
   bool compiler_rt = false;
   int timeout_ms = 120000;
 };
@@ -31,6 +35,7 @@ struct CompileRequest {
   std::string source_name = "kernel.metal";
   std::string include_dir;
   std::string language_version = "3.1";
+  std::string function_constants; // "name=value,index=value,..."
 };
 
 struct CompileResult {

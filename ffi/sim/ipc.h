@@ -17,7 +17,7 @@ enum MsgType : uint32_t {
   LOAD,        // {u32 pipeline, str so_path, str kernel}   -> LOADED | ERROR | FAULT
   LOADED,      // {u32 static_tg, u32 max_threads, u32 n, n x {u16 kind, u16 index, u32 min_bytes, str name}}
   UNLOAD,      // {u32 pipeline}                            (no reply)
-  BUFFER_ADD,  // {u32 buffer, u64 length} + memfd          (no reply)
+  BUFFER_ADD,  // {u32 buffer, u64 length, u64 front, u64 map_len} + memfd (no reply)
   BUFFER_FREE, // {u32 buffer}                              (no reply)
   RUN,         // {u32 batch, u32 steps, steps...}          -> RAN | ERROR | FAULT
   RAN,         // {f64 device_ns}: time executing the batch
@@ -43,6 +43,12 @@ struct Control {
 };
 
 constexpr uint32_t kMaxFrame = 64u << 20;
+
+// A buffer's memfd is [front slack][data][tail slack], map_len bytes (whole
+// pages), the data ending at most 15 bytes before the end, so that running
+// past it faults at once. The slack holds this word (little-endian, NaN as a
+// float) and the runner checks it after every dispatch.
+constexpr uint32_t kCanaryWord = 0xFFA5A5A5u;
 
 class Writer {
 public:

@@ -1,75 +1,117 @@
-// Reads a kernel's signature and threadgroup declarations from clang's JSON
-// AST dump (see kernel_ast.h).
+// Reads the kernel, its bindings and the rewrites the compile step applies
+// from clang's JSON AST dump of the user's code (see kernel_ast.h).
 #include "kernel_ast.h"
 
 #include "json.h"
 #include "mb_sim_abi.h"
 
+#include <algorithm>
+#include <cctype>
 #include <cstdlib>
+#include <set>
+#include <unordered_map>
 
 namespace mbsim {
 
 namespace {
 
-// Integer arguments of an AnnotateAttr (clang's JSON omits the string).
-std::vector<long long> annotate_args(const Json &attr) {
-  std::vector<long long> v;
-  if (const Json *inner = attr.get("inner"))
-    for (const Json &e : inner->items) v.push_back(e.num("value", -1));
-  return v;
+// Arguments of an AnnotateAttr after its first string: integers, or the
+// text of a string literal (clang's JSON omits the first string).
+struct Annotation {
+  std::vector<long long> ints;
+  std::string text;
+};
+
+const Json *find_kind(const Json &j, const char *kind) {
+  if (j.str("kind") == kind) return &j;
+  if (const Json *inner = j.get("inner"))
+    for (const Json &c : inner->items)
+      if (const Json *f = find_kind(c, kind)) return f;
+  return nullptr;
 }
 
-// The first annotation of ours on a declaration: {kind, value} or {0, 0}.
-std::vector<std::vector<long long>> annotations(const Json &decl) {
-  std::vector<std::vector<long long>> out;
+std::vector<Annotation> annotations(const Json &decl) {
+  std::vector<Annotation> out;
   if (const Json *inner = decl.get("inner"))
-    for (const Json &e : inner->items)
-      if (e.str("kind") == "AnnotateAttr") out.push_back(annotate_args(e));
+    for (const Json &e : inner->items) {
+      if (e.str("kind") != "AnnotateAttr") continue;
+      Annotation a;
+      if (const Json *args = e.get("inner"))
+        for (const Json &arg : args->items) {
+          if (const Json *s = find_kind(arg, "StringLiteral")) {
+            std::string v = s->str("value");
+            a.text = v.size() >= 2 ? v.substr(1, v.size() - 2) : v;
+            a.ints.push_back(-1);
+          } else {
+            a.ints.push_back(arg.num("value", -1));
+          }
+        }
+      out.push_back(a);
+    }
   return out;
 }
 
-// A source location's byte offset in the file where it was written out
-// (expansion location for macros). -1 when it came from a macro body.
-struct Loc {
-  long long offset = -1;
-  long long len = 0;
-  bool from_macro = false;
-};
-Loc loc_of(const Json *l) {
-  Loc r;
-  if (!l) return r;
-  if (const Json *e = l->get("expansionLoc")) {
-    r.offset = e->num("offset", -1);
-    r.len = e->num("tokLen", 0);
-    r.from_macro = true;
-    return r;
-  }
-  r.offset = l->num("offset", -1);
-  r.len = l->num("tokLen", 0);
-  return r;
+bool has_mark(const Json &decl, int mark) {
+  for (const Annotation &a : annotations(decl))
+    if (!a.ints.empty() && a.ints[0] == mark) return true;
+  return false;
 }
 
-// Walks values in document order, remembering the last "file" clang printed.
-void track_file(const Json &j, std::string *file) {
-  if (j.kind == Json::Object) {
-    for (const auto &m : j.members) {
-      if (m.first == "file" && m.second.kind == Json::String) *file = m.second.text;
-      else track_file(m.second, file);
-    }
-  } else if (j.kind == Json::Array) {
-    for (const Json &e : j.items) track_file(e, file);
-  }
+std::string host_name_of(const Json &decl) {
+  for (const Annotation &a : annotations(decl))
+    if (a.ints.size() == 2 && a.ints[0] == MB_MARK_HOST_NAME) return a.text;
+  return "";
 }
 
-std::string file_of_loc(const Json *loc, const std::string &current) {
-  if (!loc) return current;
-  for (const char *k : {"expansionLoc", "spellingLoc"})
-    if (const Json *e = loc->get(k)) {
-      std::string f = e->str("file");
-      if (!f.empty()) return f;
+bool has_body(const Json &fn) {
+  if (const Json *inner = fn.get("inner"))
+    for (const Json &c : inner->items)
+      if (c.str("kind") == "CompoundStmt") return true;
+  return false;
+}
+
+bool is_specialization(const Json &fn) {
+  if (const Json *inner = fn.get("inner"))
+    for (const Json &c : inner->items)
+      if (c.str("kind") == "TemplateArgument") return true;
+  return false;
+}
+
+std::string type_text(const Json &node) {
+  const Json *t = node.get("type");
+  if (!t) return "";
+  return t->str("qualType") + " " + t->str("desugaredQualType");
+}
+bool vector_typed(const Json &node) {
+  return type_text(node).find("ext_vector_type") != std::string::npos;
+}
+// A pointer to a vector: "const float4 *", "float __attribute__((ext_vector_type(4))) *".
+bool vector_pointer(const Json &node) {
+  const Json *t = node.get("type");
+  if (!t) return false;
+  for (std::string q : {t->str("qualType"), t->str("desugaredQualType")}) {
+    while (!q.empty() && q.back() == ' ') q.pop_back();
+    if (q.empty() || q.back() != '*') continue;
+    q.pop_back();
+    if (q.find('*') != std::string::npos) continue;
+    if (q.find("ext_vector_type") != std::string::npos) return true;
+    std::string name;
+    size_t i = 0;
+    while (i < q.size()) {
+      size_t j = q.find(' ', i);
+      if (j == std::string::npos) j = q.size();
+      std::string w = q.substr(i, j - i);
+      if (!w.empty() && w != "const" && w != "volatile") name = w;
+      i = j + 1;
     }
-  std::string f = loc->str("file");
-  return f.empty() ? current : f;
+    if (name.compare(0, 7, "metal::") == 0) name = name.substr(7);
+    if (msl_vector_type_name(name)) return true;
+  }
+  return false;
+}
+bool dependent_typed(const Json &node) {
+  const Json *t = node.get("type");
+  return t && t->str("qualType") == "<dependent type>";
 }
 
 // A type written as a pointer or reference (or array of them) is a
@@ -88,145 +130,506 @@ bool pointer_like(const Json &decl) {
   return false;
 }
 
+// One edit, with what decides its place among edits at the same offset:
+// closing text first (inner before outer), then opening text (outer before
+// inner), then replacements.
+struct Pending {
+  Edit e;
+  int group; // 0 close, 1 open, 2 replace
+  int depth;
+  size_t seq; // order of discovery, last tie-break
+};
+
+// A range of one user file: [begin, end).
+struct Range {
+  int file = -1;
+  size_t begin = 0, end = 0;
+};
+
 class Analyzer {
 public:
-  Analyzer(KernelAst *out, std::string *err) : out_(out), err_(err) {}
+  Analyzer(const std::vector<SourceFile> &files, KernelAst *out, std::string *err)
+      : files_(files), out_(out), err_(err), pending_(files.size()) {}
 
-  bool body(const Json &node) {
-    if (node.kind != Json::Object) return true;
-    if (node.str("kind") == "DeclStmt" && !decl_stmt(node)) return false;
-    if (const Json *inner = node.get("inner"))
+  // Every bare location's file, in document order (clang prints a file
+  // name only where it changes).
+  void index_locations(const Json &j, int *cur) {
+    if (j.kind == Json::Object) {
+      if (j.get("offset")) {
+        if (const Json *f = j.get("file"); f && f->kind == Json::String) *cur = file_index(f->text);
+        loc_file_[&j] = *cur;
+      }
+      for (const auto &m : j.members)
+        if (m.first != "includedFrom") index_locations(m.second, cur);
+    } else if (j.kind == Json::Array) {
+      for (const Json &e : j.items) index_locations(e, cur);
+    }
+  }
+
+  // Finds every kernel, and the one named `function` (a kernel function, or
+  // a template instantiation with that host_name).
+  void find_kernels(const Json &j, const std::string &function, const std::string &scope) {
+    std::string kind = j.str("kind");
+    std::string here = scope;
+    if (kind == "NamespaceDecl" && j.str("name") != "__mbu") here += j.str("name") + "::";
+    if (kind == "FunctionDecl") {
+      std::string host = host_name_of(j), name = j.str("name");
+      bool spec = is_specialization(j);
+      if (!host.empty() && spec) {
+        out_->kernels.push_back(host);
+        if (host == function && !target_) {
+          target_ = &j;
+          callable_ = here + name + "<" + template_args(j) + ">";
+        }
+      } else if (!host.empty() || (has_mark(j, MB_MARK_KERNEL) && !spec && !in_template_)) {
+        std::string shown = host.empty() ? name : host;
+        if (std::find(out_->kernels.begin(), out_->kernels.end(), shown) == out_->kernels.end())
+          out_->kernels.push_back(shown);
+        if (shown == function && (!target_ || has_body(j))) {
+          target_ = &j;
+          callable_ = here + name;
+        }
+      }
+    }
+    bool was = in_template_;
+    if (kind == "FunctionTemplateDecl") in_template_ = true;
+    if (const Json *inner = j.get("inner"))
+      for (const Json &c : inner->items) find_kernels(c, function, here);
+    in_template_ = was;
+  }
+
+  const Json *target() const { return target_; }
+  const std::string &callable() const { return callable_; }
+
+  bool visit(const Json &n, const Json *fn, bool fn_kernel, int depth) {
+    if (n.kind != Json::Object) return true;
+    std::string kind = n.str("kind");
+    if (kind == "FunctionDecl" || kind == "CXXMethodDecl") {
+      fn = &n;
+      fn_kernel = kind == "FunctionDecl" &&
+                  (has_mark(n, MB_MARK_KERNEL) || !host_name_of(n).empty());
+    }
+    if (kind == "GCCAsmStmt" || kind == "MSAsmStmt" || kind == "FileScopeAsmDecl") {
+      if (in_user_code(n)) return fail_at(n, "inline assembly is not part of MSL");
+    } else if (kind == "VarDecl" && has_mark(n, MB_MARK_THREADGROUP) && !pointer_like(n) &&
+               !fn_kernel && in_user_code(n)) {
+      std::string where = fn ? "in function '" + fn->str("name") + "'" : "outside any function";
+      return fail_at(n, "threadgroup variable '" + n.str("name") + "' is declared " + where +
+                            ": the simulator shares threadgroup variables declared in the "
+                            "kernel itself; declare it there and pass a pointer");
+    } else if (kind == "DeclStmt" && fn == target_) {
+      if (!threadgroup_decls(n, depth)) return false;
+    } else if (kind == "BinaryOperator" || kind == "UnaryOperator") {
+      std::string op = n.str("opcode");
+      bool logical = op == "<" || op == ">" || op == "<=" || op == ">=" || op == "==" ||
+                     op == "!=" || op == "&&" || op == "||" ||
+                     (kind == "UnaryOperator" && op == "!");
+      if (logical && (vector_typed(n) || dependent_typed(n))) wrap(n, depth, "::__mb::bvec(", ")");
+    } else if (kind == "CStyleCastExpr") {
+      std::string ck = n.str("castKind");
+      if ((ck == "BitCast" && vector_typed(n)) || ck == "Dependent") vector_cast(n, depth);
+    } else if (kind == "ExtVectorElementExpr") {
+      // p->x, p[i].x, (*p).x: the vector's alignment is checked as for a
+      // whole-vector access (clang's -fsanitize=alignment checks only those).
+      const Json *inner = n.get("inner");
+      const Json *base = inner && !inner->items.empty() ? &inner->items[0] : nullptr;
+      const Json *core = base;
+      while (core && core->str("kind") == "ParenExpr" && core->get("inner"))
+        core = &core->get("inner")->items[0];
+      if (base && vector_pointer(*base)) wrap(*base, depth + 1, "::__mb::vptr(", ")");
+      else if (core && (core->str("kind") == "ArraySubscriptExpr" ||
+                        (core->str("kind") == "UnaryOperator" && core->str("opcode") == "*")))
+        wrap(*base, depth + 1, "::__mb::vref(", ")");
+    } else if (kind == "ConditionalOperator") {
+      const Json *inner = n.get("inner");
+      if (inner && inner->items.size() == 3 && vector_typed(inner->items[0])) select(n, depth);
+    }
+    if (const Json *inner = n.get("inner"))
       for (const Json &c : inner->items)
-        if (!body(c)) return false;
+        if (!visit(c, fn, fn_kernel, depth + 1)) return false;
     return true;
   }
 
+  void finish() {
+    for (size_t f = 0; f < files_.size(); ++f) {
+      std::vector<Pending> &v = pending_[f];
+      std::sort(v.begin(), v.end(), [](const Pending &a, const Pending &b) {
+        if (a.e.offset != b.e.offset) return a.e.offset < b.e.offset;
+        if (a.group != b.group) return a.group < b.group;
+        if (a.depth != b.depth) return a.group == 0 ? a.depth > b.depth : a.depth < b.depth;
+        return a.seq < b.seq;
+      });
+      std::vector<Edit> edits;
+      for (const Pending &p : v) edits.push_back(p.e);
+      if (!edits.empty()) out_->edits[files_[f].name] = std::move(edits);
+    }
+  }
+
 private:
-  // `threadgroup T a[N], b;` becomes
+  int file_index(const std::string &name) const {
+    for (size_t i = 0; i < files_.size(); ++i)
+      if (files_[i].name == name) return static_cast<int>(i);
+    return -1;
+  }
+  int file_of(const Json *bare) const {
+    auto it = loc_file_.find(bare);
+    return it == loc_file_.end() ? -1 : it->second;
+  }
+  // The location as written: the spelling inside a macro definition, else
+  // the location itself.
+  static const Json *bare_of(const Json *loc, bool *macro) {
+    if (!loc) return nullptr;
+    if (const Json *s = loc->get("spellingLoc")) {
+      *macro = true;
+      return s;
+    }
+    *macro = false;
+    return loc->get("offset") ? loc : nullptr;
+  }
+  bool in_user_code(const Json &n) const {
+    bool m;
+    const Json *l = bare_of(n.get("loc"), &m);
+    if (!l) {
+      const Json *r = n.get("range");
+      l = bare_of(r ? r->get("begin") : nullptr, &m);
+    }
+    return l && file_of(l) >= 0;
+  }
+  unsigned line_of(int file, size_t offset) const {
+    const std::string &t = *files_[file].text;
+    unsigned line = 1;
+    for (size_t i = 0; i < offset && i < t.size(); ++i) line += t[i] == '\n';
+    return line > files_[file].lines_before ? line - files_[file].lines_before : 1;
+  }
+  bool fail_at(const Json &n, const std::string &msg) {
+    bool m;
+    const Json *l = bare_of(n.get("loc"), &m);
+    if (!l && n.get("range")) l = bare_of(n.get("range")->get("begin"), &m);
+    int f = l ? file_of(l) : -1;
+    if (f >= 0)
+      *err_ = files_[f].label + ":" + std::to_string(line_of(f, l->num("offset", 0))) +
+              ": error: " + msg;
+    else *err_ = msg;
+    return false;
+  }
+
+  static bool newline_at(const std::string &t, size_t i) {
+    return t[i] == '\n' && !(i > 0 && t[i - 1] == '\\');
+  }
+  // Whether offset i lies in a preprocessor directive (a macro definition).
+  static bool in_directive(const std::string &t, size_t i) {
+    size_t s = i;
+    while (s > 0 && !newline_at(t, s - 1)) --s;
+    while (s < t.size() && (t[s] == ' ' || t[s] == '\t')) ++s;
+    return s < t.size() && t[s] == '#';
+  }
+
+  // The end of a macro invocation starting at o: the name, and its
+  // parenthesized arguments if it is function-like.
+  static size_t invocation_end(const std::string &t, size_t o, size_t len) {
+    size_t i = o + len;
+    while (i < t.size() && std::isspace(static_cast<unsigned char>(t[i]))) ++i;
+    if (i >= t.size() || t[i] != '(') return o + len;
+    int depth = 0;
+    for (; i < t.size(); ++i) {
+      char c = t[i];
+      if (c == '"' || c == '\'') {
+        for (++i; i < t.size() && t[i] != c; ++i)
+          if (t[i] == '\\') ++i;
+      } else if (c == '(') {
+        ++depth;
+      } else if (c == ')' && --depth == 0) {
+        return i + 1;
+      }
+    }
+    return o + len;
+  }
+
+  // A node's range in one user file, as text to edit:
+  //  - no macro involved: as written;
+  //  - wholly within one macro invocation: only if spelled in a macro
+  //    definition of the user's (the definition is edited);
+  //  - else macro invocations at either end count whole (`x > MAX(a, b)`,
+  //    `float4(a) > b`).
+  bool resolve(const Json &n, Range *r) const {
+    const Json *range = n.get("range");
+    if (!range) return false;
+    const Json *bl = range->get("begin"), *el = range->get("end");
+    if (!bl || !el) return false;
+    bool bm = false, em = false;
+    const Json *b = bare_of(bl, &bm), *e = bare_of(el, &em);
+    if (!b || !e) return false;
+    const Json *bx = bm ? bl->get("expansionLoc") : b, *ex = em ? el->get("expansionLoc") : e;
+    if (!bx || !ex) return false;
+    if (bm && em && bx->num("offset", -1) == ex->num("offset", -1) &&
+        file_of(bx) == file_of(ex)) {
+      // One invocation: edit the user's macro definition if it is spelled
+      // there, or the arguments of a vector constructor (float4(a > b): the
+      // shim passes them on unchanged).
+      int f = file_of(b);
+      if (f < 0 || f != file_of(e)) return false;
+      long long bo = b->num("offset", -1), eo = e->num("offset", -1) + e->num("tokLen", 0);
+      const std::string &t = *files_[f].text;
+      if (bo < 0 || eo < bo || static_cast<size_t>(eo) > t.size()) return false;
+      if (in_directive(t, static_cast<size_t>(bo))) {
+        for (long long i = bo; i < eo; ++i)
+          if (newline_at(t, static_cast<size_t>(i))) return false;
+      } else {
+        int xf = file_of(bx);
+        long long xo = bx->num("offset", -1), xl = bx->num("tokLen", 0);
+        if (xf != f || xo < 0 || xo >= bo ||
+            !msl_vector_type_name(files_[xf].text->substr(static_cast<size_t>(xo),
+                                                          static_cast<size_t>(xl))))
+          return false;
+      }
+      *r = Range{f, static_cast<size_t>(bo), static_cast<size_t>(eo)};
+      return true;
+    }
+    int f = file_of(bx);
+    if (f < 0 || f != file_of(ex)) return false;
+    const std::string &t = *files_[f].text;
+    long long bo = bx->num("offset", -1), eo = ex->num("offset", -1);
+    if (bo < 0 || eo < 0 || static_cast<size_t>(eo) >= t.size()) return false;
+    size_t end = em ? invocation_end(t, static_cast<size_t>(eo),
+                                     static_cast<size_t>(ex->num("tokLen", 0)))
+                    : static_cast<size_t>(eo + ex->num("tokLen", 0));
+    if ((bm && in_directive(t, static_cast<size_t>(bo))) ||
+        (em && in_directive(t, static_cast<size_t>(eo))) || static_cast<size_t>(bo) > end ||
+        end > t.size())
+      return false;
+    *r = Range{f, static_cast<size_t>(bo), end};
+    return true;
+  }
+  void add(int file, size_t offset, size_t remove, std::string text, int group, int depth) {
+    pending_[file].push_back({{offset, remove, std::move(text)}, group, depth, seq_++});
+  }
+  // Template instantiations repeat their pattern's code: one rewrite per
+  // piece of source.
+  bool first_time(const Range &r, char what) {
+    return done_.insert(std::to_string(r.file) + ":" + std::to_string(r.begin) + ":" +
+                        std::to_string(r.end) + what)
+        .second;
+  }
+  void wrap(const Json &n, int depth, const char *open, const char *close) {
+    Range r;
+    if (!resolve(n, &r) || !first_time(r, 'w')) return;
+    add(r.file, r.begin, 0, open, 1, depth);
+    add(r.file, r.end, 0, close, 0, depth);
+  }
+  // (T)x -> ::__mb::vcast<T>(x)
+  void vector_cast(const Json &n, int depth) {
+    const Json *inner = n.get("inner");
+    Range r, sub;
+    if (!inner || inner->items.empty() || !resolve(n, &r) || !resolve(inner->items.back(), &sub) ||
+        sub.file != r.file || !first_time(r, 'c'))
+      return;
+    const std::string &t = *files_[r.file].text;
+    if (t[r.begin] != '(' || sub.begin <= r.begin) return;
+    size_t rp = sub.begin;
+    while (rp > r.begin && t[rp - 1] != ')') {
+      if (!std::isspace(static_cast<unsigned char>(t[rp - 1]))) return;
+      --rp;
+    }
+    if (rp <= r.begin + 1) return;
+    add(r.file, r.begin, 1, "::__mb::vcast<", 2, depth);
+    add(r.file, rp - 1, 1, ">(", 2, depth);
+    add(r.file, sub.end, 0, ")", 0, depth);
+  }
+  // c ? a : b with a vector c -> ::metal::vsel(c, a, b)
+  void select(const Json &n, int depth) {
+    const auto &k = n.get("inner")->items;
+    Range r, c, a, b;
+    if (!resolve(n, &r) || !resolve(k[0], &c) || !resolve(k[1], &a) || !resolve(k[2], &b) ||
+        c.file != r.file || a.file != r.file || b.file != r.file)
+      return;
+    const std::string &t = *files_[r.file].text;
+    size_t q = t.find('?', c.end), colon = t.find(':', a.end);
+    if (q == std::string::npos || q >= a.begin || colon == std::string::npos || colon >= b.begin ||
+        !first_time(r, 's'))
+      return;
+    add(r.file, c.begin, 0, "::metal::vsel(", 1, depth);
+    add(r.file, q, 1, ",", 2, depth);
+    add(r.file, colon, 1, ",", 2, depth);
+    add(r.file, b.end, 0, ")", 0, depth);
+  }
+
+  // `threadgroup T a[N], b;` in the kernel becomes
   //   typedef threadgroup T __mb_tgt0[N], __mb_tgt1;
   //   __mb_tgt0 &a = __mb::tg_var<__mb_tgt0, 0>(); __mb_tgt1 &b = ...;
   // on the same line: the types stay the user's own tokens.
-  bool decl_stmt(const Json &stmt) {
+  bool threadgroup_decls(const Json &stmt, int depth) {
     const Json *inner = stmt.get("inner");
     if (!inner) return true;
     std::vector<const Json *> vars;
     bool shared = false, per_thread = false;
     for (const Json &d : inner->items) {
-      if (d.str("kind") != "VarDecl") continue;
-      bool tg = false;
-      for (const auto &a : annotations(d))
-        if (!a.empty() && a[0] == MB_MARK_THREADGROUP) tg = true;
-      if (!tg) continue;
+      if (d.str("kind") != "VarDecl" || !has_mark(d, MB_MARK_THREADGROUP)) continue;
       vars.push_back(&d);
       (pointer_like(d) ? per_thread : shared) = true;
     }
     if (!shared) return true;
-    std::string first = vars.front()->str("name");
-    if (per_thread) {
-      *err_ = "threadgroup variable '" + first +
-              "': declare threadgroup arrays and threadgroup pointers in separate statements";
-      return false;
-    }
-    const Json *range = stmt.get("range");
-    Loc begin = loc_of(range ? range->get("begin") : nullptr);
-    Loc end = loc_of(range ? range->get("end") : nullptr);
-    if (begin.offset < 0 || end.offset < 0) {
-      *err_ = "threadgroup variable '" + first + "': cannot locate its declaration";
-      return false;
-    }
+    const Json &first = *vars.front();
+    if (per_thread)
+      return fail_at(first, "threadgroup variable '" + first.str("name") +
+                                "': declare threadgroup arrays and threadgroup pointers in "
+                                "separate statements");
+    Range whole;
+    if (!resolve(stmt, &whole))
+      return fail_at(first, "threadgroup variable '" + first.str("name") +
+                                "': cannot locate its declaration (is it written by a macro?)");
     std::string after;
     for (const Json *v : vars) {
       std::string name = v->str("name");
       std::string init = v->str("init");
-      if (init == "c" || init == "list") {
-        *err_ = "threadgroup variable '" + name +
-                "' has an initializer; MSL threadgroup variables cannot be initialized";
-        return false;
-      }
-      Loc at = loc_of(v->get("loc"));
-      if (at.offset < 0 || at.from_macro || v->get("loc")->get("spellingLoc")) {
-        *err_ = "threadgroup variable '" + name +
-                "' is declared through a macro; the simulator needs it written out";
-        return false;
-      }
-      unsigned id = next_id_++;
+      if (init == "c" || init == "list")
+        return fail_at(*v, "threadgroup variable '" + name +
+                               "' has an initializer; MSL threadgroup variables cannot be "
+                               "initialized");
+      bool macro;
+      const Json *at = bare_of(v->get("loc"), &macro);
+      if (!at || macro || file_of(at) != whole.file)
+        return fail_at(*v, "threadgroup variable '" + name +
+                               "' is declared through a macro; the simulator needs it written "
+                               "out");
+      unsigned id = out_->threadgroup_vars++;
       std::string alias = "__mb_tgt" + std::to_string(id);
-      out_->edits.push_back({static_cast<size_t>(at.offset), static_cast<size_t>(at.len), alias});
+      add(whole.file, static_cast<size_t>(at->num("offset", 0)),
+          static_cast<size_t>(at->num("tokLen", 0)), alias, 2, depth);
       after += " " + alias + " &" + name + " = ::__mb::tg_var<" + alias + ", " +
                std::to_string(id) + ">();";
     }
-    out_->edits.push_back({static_cast<size_t>(begin.offset), 0, "typedef "});
-    out_->edits.push_back({static_cast<size_t>(end.offset + 1), 0, after});
-    out_->threadgroup_vars += static_cast<unsigned>(vars.size());
+    add(whole.file, whole.begin, 0, "typedef ", 1, depth);
+    add(whole.file, whole.end, 0, after, 0, depth);
     return true;
   }
 
+  std::string template_args(const Json &fn) {
+    std::string s;
+    if (const Json *inner = fn.get("inner"))
+      for (const Json &c : inner->items) {
+        if (c.str("kind") != "TemplateArgument") continue;
+        std::string a;
+        if (const Json *t = c.get("type")) a = t->str("qualType");
+        else if (const Json *v = c.get("value"))
+          a = v->kind == Json::Bool ? (v->boolean ? "true" : "false") : v->text;
+        if (a.empty()) bad_template_ = true;
+        s += (s.empty() ? "" : ", ") + a;
+      }
+    return s;
+  }
+
+public:
+  bool bad_template_ = false;
+
+private:
+  const std::vector<SourceFile> &files_;
   KernelAst *out_;
   std::string *err_;
-  unsigned next_id_ = 0;
+  std::vector<std::vector<Pending>> pending_;
+  std::unordered_map<const Json *, int> loc_file_;
+  const Json *target_ = nullptr;
+  std::string callable_;
+  bool in_template_ = false;
+  size_t seq_ = 0;
+  std::set<std::string> done_;
 };
 
 } // namespace
 
-AstResult analyze_kernel_ast(const std::string &json, const std::string &main_file,
-                             const std::string &function, KernelAst *out, std::string *err) {
+AstResult analyze_kernel_ast(const std::string &json, const std::vector<SourceFile> &files,
+                             size_t namespace_end, const std::string &function, KernelAst *out,
+                             std::string *err) {
   std::vector<Json> decls;
   if (!parse_json_values(json, &decls, err)) return AstResult::Error;
-  std::string file;
-  const Json *kernel = nullptr;
+  // Code outside namespace __mbu would escape the checks below (inline
+  // assembly at global scope, say): the user's code must not close it.
+  unsigned spaces = 0;
+  bool whole = false;
   for (const Json &d : decls) {
-    std::string here = file_of_loc(d.get("loc"), file);
-    if (d.str("kind") == "FunctionDecl" && d.str("name") == function && here == main_file) {
-      // Prefer the definition over a forward declaration.
-      bool has_body = false;
-      if (const Json *inner = d.get("inner"))
-        for (const Json &c : inner->items)
-          if (c.str("kind") == "CompoundStmt") has_body = true;
-      if (has_body || !kernel) kernel = &d;
-    }
-    track_file(d, &file);
+    if (d.str("kind") != "NamespaceDecl" || d.str("name") != "__mbu") continue;
+    ++spaces;
+    const Json *range = d.get("range");
+    const Json *end = range ? range->get("end") : nullptr;
+    whole = end && !end->get("spellingLoc") && end->num("offset", -1) == (long long)namespace_end;
   }
+  if (spaces != 1 || !whole) {
+    *err = "the source closes or reopens the simulator's namespace __mbu (unbalanced braces?)";
+    return AstResult::Error;
+  }
+  Analyzer an(files, out, err);
+  int cur = -1;
+  for (const Json &d : decls) an.index_locations(d, &cur);
+  for (const Json &d : decls) an.find_kernels(d, function, "");
+  const Json *kernel = an.target();
   if (!kernel) return AstResult::NotFound;
+  if (an.bad_template_) {
+    *err = "kernel '" + function + "': cannot name its template instantiation";
+    return AstResult::Error;
+  }
+  out->callable = an.callable();
 
-  const Json *inner = kernel->get("inner");
-  for (const auto &a : annotations(*kernel))
-    if (a.size() == 2 && a[0] == 6) out->max_total_threads = static_cast<unsigned>(a[1]);
-  if (!inner) return AstResult::Ok;
-  for (const Json &p : inner->items) {
-    if (p.str("kind") != "ParmVarDecl") continue;
-    ParamBinding b;
-    b.name = p.str("name");
-    std::string shown = b.name.empty() ? "#" + std::to_string(out->params.size() + 1) : b.name;
-    for (const auto &a : annotations(p)) {
-      if (a.size() != 2) continue;
-      if (a[0] == MB_PARAM_BUFFER || a[0] == MB_PARAM_THREADGROUP || a[0] == MB_PARAM_ATTR) {
-        b.kind = static_cast<int>(a[0]);
-        b.index = static_cast<int>(a[1]);
-      } else if (a[0] == MB_PARAM_UNSUPPORTED) {
-        static const char *what[] = {"", "textures", "samplers", "[[stage_in]]"};
-        *err = "parameter '" + shown + "' of kernel '" + function + "': " +
-               what[a[1] >= 1 && a[1] <= 3 ? a[1] : 0] + " are not supported by the simulator";
+  for (const Annotation &a : annotations(*kernel))
+    if (a.ints.size() == 2 && a.ints[0] == MB_MARK_MAX_THREADS)
+      out->max_total_threads = static_cast<unsigned>(a.ints[1]);
+  if (const Json *inner = kernel->get("inner"))
+    for (const Json &p : inner->items) {
+      if (p.str("kind") != "ParmVarDecl") continue;
+      ParamBinding b;
+      b.name = p.str("name");
+      std::string shown = b.name.empty() ? "#" + std::to_string(out->params.size() + 1) : b.name;
+      for (const Annotation &a : annotations(p)) {
+        if (a.ints.size() != 2) continue;
+        if (a.ints[0] == MB_PARAM_BUFFER || a.ints[0] == MB_PARAM_THREADGROUP ||
+            a.ints[0] == MB_PARAM_ATTR) {
+          b.kind = static_cast<int>(a.ints[0]);
+          b.index = static_cast<int>(a.ints[1]);
+        } else if (a.ints[0] == MB_PARAM_UNSUPPORTED) {
+          static const char *what[] = {"", "textures", "samplers", "[[stage_in]]"};
+          *err = "parameter '" + shown + "' of kernel '" + function + "': " +
+                 what[a.ints[1] >= 1 && a.ints[1] <= 3 ? a.ints[1] : 0] +
+                 " are not supported by the simulator";
+          return AstResult::Error;
+        }
+      }
+      if (b.kind == 0) {
+        // No attribute: Metal gives device/constant and threadgroup
+        // pointers and references the first free index, in order.
+        if (!pointer_like(p)) {
+          *err = "parameter '" + shown + "' of kernel '" + function +
+                 "' has no [[buffer(n)]], [[threadgroup(n)]] or thread-position attribute";
+          return AstResult::Error;
+        }
+        b.kind = has_mark(p, MB_MARK_THREADGROUP) ? MB_PARAM_THREADGROUP : MB_PARAM_BUFFER;
+        b.index = -1; // assigned below
+      }
+      if ((b.kind == MB_PARAM_BUFFER || b.kind == MB_PARAM_THREADGROUP) && b.index != -1 &&
+          (b.index < 0 || b.index >= MB_SIM_MAX_BINDINGS)) {
+        *err = "parameter '" + shown + "' of kernel '" + function + "': index " +
+               std::to_string(b.index) + " is out of range (0.." +
+               std::to_string(MB_SIM_MAX_BINDINGS - 1) + ")";
         return AstResult::Error;
       }
+      out->params.push_back(b);
     }
-    if (b.kind == 0) {
-      *err = "parameter '" + shown + "' of kernel '" + function +
-             "' has no [[buffer(n)]], [[threadgroup(n)]] or thread-position attribute (is '" +
-             function + "' a kernel function?)";
-      return AstResult::Error;
+  for (int kind : {MB_PARAM_BUFFER, MB_PARAM_THREADGROUP}) {
+    bool used[MB_SIM_MAX_BINDINGS] = {};
+    for (const ParamBinding &b : out->params)
+      if (b.kind == kind && b.index >= 0) used[b.index] = true;
+    int next = 0;
+    for (ParamBinding &b : out->params) {
+      if (b.kind != kind || b.index != -1) continue;
+      while (next < MB_SIM_MAX_BINDINGS && used[next]) ++next;
+      if (next == MB_SIM_MAX_BINDINGS) {
+        *err = "kernel '" + function + "' has more than 31 buffer parameters";
+        return AstResult::Error;
+      }
+      b.index = next;
+      used[next] = true;
     }
-    if ((b.kind == MB_PARAM_BUFFER || b.kind == MB_PARAM_THREADGROUP) &&
-        (b.index < 0 || b.index >= MB_SIM_MAX_BINDINGS)) {
-      *err = "parameter '" + shown + "' of kernel '" + function + "': index " +
-             std::to_string(b.index) + " is out of range (0.." +
-             std::to_string(MB_SIM_MAX_BINDINGS - 1) + ")";
-      return AstResult::Error;
-    }
-    out->params.push_back(b);
   }
-  Analyzer an(out, err);
-  for (const Json &c : inner->items)
-    if (c.str("kind") == "CompoundStmt" && !an.body(c)) return AstResult::Error;
+  for (const Json &d : decls)
+    if (!an.visit(d, nullptr, false, 0)) return AstResult::Error;
+  an.finish();
   return AstResult::Ok;
 }
 

@@ -1,6 +1,8 @@
 // Source-level steps of compiling MSL as C++ (see msl_source.h).
 #include "msl_source.h"
 
+#include "mb_sim_abi.h"
+
 #include <algorithm>
 #include <cctype>
 #include <cstring>
@@ -9,40 +11,69 @@ namespace mbsim {
 
 namespace {
 
-// MSL attributes that the shim defines as __mb_a_<name> macros; the first
-// ones take an argument.
-const char *const kAttributes[] = {
-    "buffer",
-    "threadgroup",
-    "texture",
-    "sampler",
-    "max_total_threads_per_threadgroup",
-    "stage_in",
-    "thread_position_in_grid",
-    "thread_position_in_threadgroup",
-    "threadgroup_position_in_grid",
-    "threads_per_threadgroup",
-    "threads_per_grid",
-    "threadgroups_per_grid",
-    "thread_index_in_threadgroup",
-    "thread_index_in_simdgroup",
-    "simdgroup_index_in_threadgroup",
-    "threads_per_simdgroup",
-    "thread_execution_width",
-    "simdgroups_per_threadgroup",
-    "dispatch_threads_per_threadgroup",
-    "dispatch_simdgroups_per_threadgroup",
-    "thread_index_in_quadgroup",
-    "quadgroup_index_in_threadgroup",
-    "quadgroups_per_threadgroup",
-    "grid_origin",
+// MSL attributes that the shim defines as __mb_a_<name> macros.
+struct Attribute {
+  const char *name;
+  bool argument;
 };
-constexpr int kWithArgument = 5;
+const Attribute kAttributes[] = {
+    {"buffer", true},
+    {"threadgroup", true},
+    {"texture", true},
+    {"sampler", true},
+    {"max_total_threads_per_threadgroup", true},
+    {"host_name", true},
+    {"function_constant", true},
+    {"kernel", false},
+    {"stage_in", false},
+    {"thread_position_in_grid", false},
+    {"thread_position_in_threadgroup", false},
+    {"threadgroup_position_in_grid", false},
+    {"threads_per_threadgroup", false},
+    {"threads_per_grid", false},
+    {"threadgroups_per_grid", false},
+    {"thread_index_in_threadgroup", false},
+    {"thread_index_in_simdgroup", false},
+    {"simdgroup_index_in_threadgroup", false},
+    {"threads_per_simdgroup", false},
+    {"thread_execution_width", false},
+    {"simdgroups_per_threadgroup", false},
+    {"dispatch_threads_per_threadgroup", false},
+    {"dispatch_simdgroups_per_threadgroup", false},
+    {"thread_index_in_quadgroup", false},
+    {"quadgroup_index_in_threadgroup", false},
+    {"quadgroups_per_threadgroup", false},
+    {"grid_origin", false},
+};
+constexpr int kCount = sizeof kAttributes / sizeof *kAttributes;
 
 int attribute_index(const std::string &id) {
-  for (int i = 0; i < static_cast<int>(sizeof kAttributes / sizeof *kAttributes); ++i)
-    if (id == kAttributes[i]) return i;
+  for (int i = 0; i < kCount; ++i)
+    if (id == kAttributes[i].name) return i;
   return -1;
+}
+
+// MSL vector type names (static_cast<float4>(x) converts).
+bool vector_type_name(const std::string &id) {
+  static const char *const kBases[] = {"char", "uchar", "short", "ushort", "int",  "uint",
+                                       "long", "ulong", "half",  "float",  "bfloat", "bool"};
+  if (id == "vec") return true;
+  if (id.size() < 2) return false;
+  char n = id.back();
+  if (n < '2' || n > '4') return false;
+  std::string base = id.substr(0, id.size() - 1);
+  for (const char *b : kBases)
+    if (base == b) return true;
+  return false;
+}
+
+// A function constant's value: a literal, nothing that could smuggle code.
+bool constant_literal(const std::string &v) {
+  if (v.empty() || v.size() > 64) return false;
+  for (char c : v)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '+' && c != '-' && c != '_')
+      return false;
+  return true;
 }
 
 bool ident_start(char c) { return std::isalpha(static_cast<unsigned char>(c)) || c == '_'; }
@@ -127,22 +158,40 @@ private:
 
 } // namespace
 
-Prepass prepass_msl(const std::string &src) {
-  constexpr int kCount = sizeof kAttributes / sizeof *kAttributes;
+namespace {
+
+// One file's part of the pre-pass: its edits, and where attribute names
+// appear inside [[...]] (renamed later if the name is used otherwise too).
+struct FileScan {
   std::vector<Edit> edits;
-  std::vector<size_t> in_attr[kCount]; // offsets of attribute uses
-  bool used_elsewhere[kCount] = {};
-  used_elsewhere[1] = true; // `threadgroup` is also the address space
+  std::vector<size_t> in_attr[kCount];
+};
+
+bool scan_file(const std::string &src, const ConstantValues &constants, bool *used_elsewhere,
+               FileScan *scan, Prepass *out) {
+  std::vector<Edit> &edits = scan->edits;
+  std::vector<size_t> *in_attr = scan->in_attr;
   Lexer lx(src);
   int attr_depth = -1; // bracket depth inside [[ ]], -1 outside
   int paren = 0;
-  for (Lexer::Token t = lx.next(); t.kind != Lexer::End; t = lx.next()) {
+  size_t attr_open = 0;           // offset of the current [[
+  bool template_attrs = false;    // attribute lists right after `template`
+  std::string prev_ident;         // the identifier before the current [[
+  std::string constant_index;     // inside [[function_constant(i)]]: i
+  bool in_constant = false;
+  Lexer::Token prev{Lexer::End, 0, 0};
+  for (Lexer::Token t = lx.next(); t.kind != Lexer::End; prev = t, t = lx.next()) {
     std::string text = src.substr(t.begin, t.end - t.begin);
     if (t.kind == Lexer::Punct) {
       char c = text[0];
       if (attr_depth < 0 && c == '[' && t.end < src.size() && src[t.end] == '[') {
         attr_depth = 0;
         paren = 0;
+        attr_open = t.begin;
+        std::string before = prev.kind == Lexer::Ident ? src.substr(prev.begin, prev.end - prev.begin) : "";
+        template_attrs = before == "template" || (template_attrs && prev.kind == Lexer::Punct &&
+                                                  src[prev.begin] == ']');
+        if (prev.kind == Lexer::Ident) prev_ident = before;
         lx.next(); // the second '['
         continue;
       }
@@ -153,65 +202,117 @@ Prepass prepass_msl(const std::string &src) {
         else if (c == ']' && attr_depth > 0) --attr_depth;
         else if (c == ']' && t.end < src.size() && src[t.end] == ']') {
           lx.next();
+          size_t close = t.end + 1;
           attr_depth = -1;
+          if (template_attrs) {
+            // C++ has no attribute list after `template`: a GNU attribute
+            // carries host_name; [[kernel]] needs nothing.
+            std::string inner = src.substr(attr_open + 2, t.begin - attr_open - 2);
+            std::string gnu;
+            size_t hn = inner.find("host_name");
+            if (hn != std::string::npos) {
+              size_t open = inner.find('(', hn), shut = inner.rfind(')');
+              if (open != std::string::npos && shut != std::string::npos && shut > open)
+                gnu = "__attribute__((annotate(\"mb\", " + std::to_string(MB_MARK_HOST_NAME) +
+                      ", " + inner.substr(open + 1, shut - open - 1) + ")))";
+            }
+            edits.push_back({attr_open, close - attr_open, gnu});
+          }
+          if (in_constant) {
+            // constant T name [[function_constant(i)]] = value;
+            std::string value = "{}";
+            bool defined = false;
+            for (const auto &kv : constants)
+              if (kv.first == prev_ident || kv.first == constant_index) {
+                value = kv.second;
+                defined = true;
+              }
+            if (defined && !constant_literal(value)) {
+              out->error = "function constant '" + prev_ident + "': the value '" + value +
+                           "' is not a literal";
+              return false;
+            }
+            edits.push_back({close, 0, " = " + value});
+            out->defines.push_back("-D__mb_fcdef_" + prev_ident + "=" +
+                                   (defined ? "true" : "false"));
+            in_constant = false;
+          }
         }
+        if (in_constant && paren >= 1 && !(c == '(' && paren == 1)) constant_index += text;
       }
       continue;
     }
     if (t.kind == Lexer::Ident) {
+      if (attr_depth >= 0 && paren >= 1 && in_constant) constant_index += text;
+      if (text == "static_cast" && attr_depth < 0) {
+        // static_cast<float4>(int4): MSL converts; clang refuses.
+        Lexer peek = lx;
+        Lexer::Token a = peek.next(), b = peek.next(), c2 = peek.next();
+        std::string bt = src.substr(b.begin, b.end - b.begin);
+        if (a.kind == Lexer::Punct && src[a.begin] == '<' && b.kind == Lexer::Ident &&
+            vector_type_name(bt) && ((c2.kind == Lexer::Punct && (src[c2.begin] == '>' || src[c2.begin] == '<'))))
+          edits.push_back({t.begin, t.end - t.begin, "::__mb::vcast"});
+        continue;
+      }
       int a = attribute_index(text);
       if (a < 0) continue;
       bool scoped = (t.end + 1 < src.size() && src.compare(t.end, 2, "::") == 0) ||
                     (t.begin >= 2 && src.compare(t.begin - 2, 2, "::") == 0);
-      if (attr_depth == 0 && paren == 0 && !scoped) in_attr[a].push_back(t.begin);
-      else used_elsewhere[a] = true;
+      if (attr_depth == 0 && paren == 0 && !scoped) {
+        if (!template_attrs) in_attr[a].push_back(t.begin);
+        if (text == "function_constant") {
+          in_constant = true;
+          constant_index.clear();
+        }
+      } else {
+        used_elsewhere[a] = true;
+      }
       continue;
     }
-    if (t.kind == Lexer::Number && (text.back() == 'h' || text.back() == 'H') &&
-        text.compare(0, 2, "0x") != 0 && text.compare(0, 2, "0X") != 0) {
-      // MSL half literal 1.5h: C++ spells it 1.5f16.
-      bool fractional = text.find_first_of(".eE") != std::string::npos;
-      edits.push_back({t.end - 1, 1, fractional ? "f16" : ".0f16"});
+    if (t.kind == Lexer::Number) {
+      if (attr_depth >= 0 && paren >= 1 && in_constant) constant_index += text;
+      if ((text.back() == 'h' || text.back() == 'H') && text.compare(0, 2, "0x") != 0 &&
+          text.compare(0, 2, "0X") != 0) {
+        // MSL half literal 1.5h: C++ spells it 1.5f16.
+        bool fractional = text.find_first_of(".eE") != std::string::npos;
+        edits.push_back({t.end - 1, 1, fractional ? "f16" : ".0f16"});
+      }
     }
   }
+  return true;
+}
+
+} // namespace
+
+Prepass prepass_msl(const std::vector<std::string> &files, const ConstantValues &constants) {
+  Prepass out;
+  bool used_elsewhere[kCount] = {};
+  used_elsewhere[attribute_index("threadgroup")] = true; // also the address space
+  used_elsewhere[attribute_index("kernel")] = true;      // also the function qualifier
+  std::vector<FileScan> scans(files.size());
+  for (size_t f = 0; f < files.size(); ++f)
+    if (!scan_file(files[f], constants, used_elsewhere, &scans[f], &out)) return out;
   // An attribute name that is also used as a name elsewhere (a parameter
   // called thread_index_in_simdgroup) is renamed where it is an attribute;
   // otherwise a macro on the command line maps it and the line stays as the
   // user wrote it.
-  Prepass out;
   for (int a = 0; a < kCount; ++a) {
-    std::string name = kAttributes[a], shim = "__mb_a_" + name;
+    std::string name = kAttributes[a].name, shim = "__mb_a_" + name;
     if (used_elsewhere[a]) {
-      for (size_t at : in_attr[a]) edits.push_back({at, 0, "__mb_a_"});
-    } else if (a < kWithArgument) {
+      for (FileScan &scan : scans)
+        for (size_t at : scan.in_attr[a]) scan.edits.push_back({at, 0, "__mb_a_"});
+    } else if (kAttributes[a].argument) {
       out.defines.push_back("-D" + name + "(n)=" + shim + "(n)");
     } else {
       out.defines.push_back("-D" + name + "=" + shim);
     }
   }
-  out.text = apply_edits(src, edits);
+  out.defines.push_back("-Dis_function_constant_defined(name)=__mb_fcdef_##name");
+  for (size_t f = 0; f < files.size(); ++f) out.texts.push_back(apply_edits(files[f], scans[f].edits));
   return out;
 }
 
-std::vector<std::string> kernel_names(const std::string &src) {
-  std::vector<std::string> names;
-  Lexer lx(src);
-  bool after_kernel = false;
-  for (Lexer::Token t = lx.next(); t.kind != Lexer::End; t = lx.next()) {
-    std::string text = src.substr(t.begin, t.end - t.begin);
-    if (t.kind == Lexer::Ident && text == "kernel") {
-      after_kernel = true;
-      continue;
-    }
-    if (after_kernel && t.kind == Lexer::Ident && text != "void" && text != "kernel") {
-      if (std::find(names.begin(), names.end(), text) == names.end()) names.push_back(text);
-      after_kernel = false;
-    } else if (after_kernel && t.kind == Lexer::Punct && text != "]") {
-      after_kernel = false;
-    }
-  }
-  return names;
-}
+bool msl_vector_type_name(const std::string &id) { return vector_type_name(id); }
 
 std::string apply_edits(std::string src, std::vector<Edit> edits) {
   // Back to front, so offsets stay valid; at one offset the edit given first

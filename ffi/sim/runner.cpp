@@ -2,11 +2,18 @@
 // that faults or never ends takes down this process and not the harness.
 //
 // Spawned by the bridge (posix_spawn) with a socket (fd 3), a life pipe
-// (fd 4) and a control page (fd 5). It dlopen()s compiled kernels, maps the
-// bridge's buffers (memfds) with a large inaccessible reservation after each
-// one, and serves LOAD/RUN requests. A fault is reported over the socket by
-// an async-signal-safe handler on an alternate stack, then the process exits.
+// (fd 4) and a control page (fd 5). It loads compiled kernels (dlopen, after
+// checking that loading runs none of their code), maps the bridge's buffers
+// (memfds) with a large inaccessible reservation after each one, and serves
+// LOAD/RUN requests. Before the first RUN it enters its sandbox (sandbox.h):
+// kernel code only ever runs sandboxed, and a sandboxed runner loads no
+// more kernels (the bridge starts a fresh runner for that).
+//
+// A fault is reported over the socket by an async-signal-safe handler on an
+// alternate stack, then the process exits.
+#include "elf_check.h"
 #include "ipc.h"
+#include "sandbox.h"
 #include "scheduler.h"
 
 #include <dlfcn.h>
@@ -30,9 +37,11 @@ namespace {
 using mbipc::Reader;
 using mbipc::Writer;
 
-constexpr int kStatusArgument = 1;  // MB_E_ARGUMENT
-constexpr int kStatusCompile = 3;   // MB_E_COMPILE
-constexpr int kStatusExecution = 5; // MB_E_EXECUTION
+constexpr int kStatusArgument = 1;    // MB_E_ARGUMENT
+constexpr int kStatusUnavailable = 2; // MB_E_UNAVAILABLE
+constexpr int kStatusCompile = 3;     // MB_E_COMPILE
+constexpr int kStatusExecution = 5;   // MB_E_EXECUTION
+constexpr int kStatusInternal = 8;    // MB_E_INTERNAL
 constexpr size_t kGuardBefore = 64 * 1024;
 // Inaccessible space after each buffer: any uint index times a 16-byte
 // element lands in it, so a far out-of-bounds access faults and is named.
@@ -40,9 +49,15 @@ constexpr size_t kGuardAfter = size_t(64) << 30;
 constexpr size_t kGuardAfterSmall = size_t(1) << 20;
 constexpr unsigned kMaxThreadgroupMemory = 32768;
 
+// The slack around a buffer's data holds mbipc::kCanaryWord (ipc.h).
+constexpr unsigned char kCanary[4] = {mbipc::kCanaryWord & 0xFF, (mbipc::kCanaryWord >> 8) & 0xFF,
+                                      (mbipc::kCanaryWord >> 16) & 0xFF, mbipc::kCanaryWord >> 24};
+
 struct Buffer {
-  unsigned char *base = nullptr;
+  unsigned char *base = nullptr; // the data
   size_t length = 0;
+  unsigned char *map = nullptr; // the memfd's mapping: base - front
+  size_t map_len = 0;
   unsigned char *reservation = nullptr;
   size_t reservation_len = 0;
 };
@@ -58,6 +73,9 @@ std::map<uint32_t, std::unique_ptr<Pipeline>> g_pipelines;
 mbipc::Control *g_control = nullptr;
 std::unique_ptr<mbsim::Executor> g_exec;
 const char *volatile g_loading = nullptr; // kernel whose .so is being loaded
+const Pipeline *g_running = nullptr;      // pipeline of the dispatch in progress
+bool g_sandbox = true;                    // enter the sandbox before running kernels
+bool g_sandboxed = false;
 
 uint64_t now_ns() {
   timespec ts;
@@ -91,6 +109,13 @@ struct Text {
   Text &xyz(const unsigned *p) { return s("(").u(p[0]).s(",").u(p[1]).s(",").u(p[2]).s(")"); }
 };
 
+const char *base_name(const char *path) {
+  const char *b = path;
+  for (const char *p = path; p && *p; ++p)
+    if (*p == '/') b = p + 1;
+  return b;
+}
+
 const char *signal_text(int sig, int code) {
   switch (sig) {
   case SIGSEGV: return "SIGSEGV (invalid memory access)";
@@ -106,73 +131,67 @@ const char *signal_text(int sig, int code) {
   }
 }
 
-// Names the buffer a faulting address belongs to, or lies just outside of.
-void describe_address(Text &t, uintptr_t addr, const mb_dispatch *d, const mb_param *names,
-                      size_t n_names) {
+void buffer_name(Text &t, int i, const mb_param *names, size_t n_names) {
+  t.s("buffer(").u(static_cast<unsigned>(i)).s(")");
+  for (size_t k = 0; k < n_names; ++k)
+    if (names[k].kind == MB_PARAM_BUFFER && names[k].index == i && names[k].name &&
+        names[k].name[0])
+      t.s(" '").s(names[k].name).s("'");
+}
+
+// Names the memory a faulting address belongs to, or lies just outside of.
+void describe_address(Text &t, uintptr_t addr, const mbsim::FaultInfo &fi) {
+  const Pipeline *p = g_running;
+  const mb_param *names = p ? p->params.data() : nullptr;
+  size_t n_names = p ? p->params.size() : 0;
+  const mb_dispatch *d = fi.dispatch;
   for (int i = 0; i < MB_SIM_MAX_BINDINGS; ++i) {
     if (!d->buffers[i]) continue;
     auto base = reinterpret_cast<uintptr_t>(d->buffers[i]);
     uintptr_t len = d->buffer_lengths[i];
-    const char *rel = nullptr;
-    uintptr_t dist = 0;
     if (addr >= base + len && addr - (base + len) < kGuardAfter) {
-      rel = " bytes past the end of ";
-      dist = addr - base - len;
-    } else if (addr < base && base - addr <= kGuardBefore) {
-      rel = " bytes before the start of ";
-      dist = base - addr;
-    } else if (addr >= base && addr < base + len) {
-      rel = " bytes into ";
-      dist = addr - base;
+      t.s(" (").u(addr - base - len).s(" bytes past the end of ");
+      buffer_name(t, i, names, n_names);
+      t.s(", ").u(len).s(" bytes long; byte offset ").u(addr - base).s(")");
+      return;
     }
-    if (!rel) continue;
-    t.s(" (").u(dist).s(rel).s("buffer(").u(static_cast<unsigned>(i)).s(")");
-    for (size_t k = 0; k < n_names; ++k)
-      if (names[k].kind == MB_PARAM_BUFFER && names[k].index == i && names[k].name)
-        t.s(" '").s(names[k].name).s("'");
-    t.s(", ").u(len).s(" bytes long)");
+    if (addr < base && base - addr <= kGuardBefore + 4096) {
+      t.s(" (").u(base - addr).s(" bytes before the start of ");
+      buffer_name(t, i, names, n_names);
+      t.s(", ").u(len).s(" bytes long)");
+      return;
+    }
+    if (addr >= base && addr < base + len) {
+      t.s(" (byte offset ").u(addr - base).s(" of ");
+      buffer_name(t, i, names, n_names);
+      t.s(", ").u(len).s(" bytes long)");
+      return;
+    }
+  }
+  auto arena = reinterpret_cast<uintptr_t>(fi.arena);
+  uintptr_t end = arena + (fi.arena_bytes + 15) / 16 * 16;
+  if (fi.arena && addr >= end && addr - end < 64 * 1024) {
+    t.s(" (").u(addr - arena - fi.arena_bytes).s(" bytes past the end of threadgroup memory, ")
+        .u(fi.arena_bytes).s(" bytes long)");
+    return;
+  }
+  if (fi.arena && addr >= arena && addr < end) {
+    t.s(" (byte offset ").u(addr - arena).s(" of threadgroup memory)");
     return;
   }
   t.s(" (not inside any bound buffer)");
 }
 
-const Pipeline *g_running = nullptr; // pipeline of the dispatch in progress
+void where(Text &t, const mbsim::FaultInfo &fi) {
+  if (fi.in_thread) t.s(" in thread ").xyz(fi.thread).s(" of");
+  else t.s(" in");
+  t.s(" threadgroup ").xyz(fi.group);
+}
 
-void on_fault(int sig, siginfo_t *si, void *ctx) {
-  static std::atomic<int> once{0};
-  if (once.exchange(1)) {
-    for (;;) pause(); // another thread is already reporting
-  }
-  Text t;
-  auto addr = reinterpret_cast<uintptr_t>(si->si_addr);
-  mbsim::FaultInfo fi;
-  if (mbsim::current_fault_info(si->si_addr, &fi)) {
-    t.s("kernel '").s(fi.kernel).s("' faulted: ").s(signal_text(sig, si->si_code));
-    if (fi.stack_overflow) {
-      t.s(": stack overflow (each simulated thread has ").u(fi.stack_kb).s(" KB of stack)");
-    } else if (sig == SIGSEGV || sig == SIGBUS) {
-#if defined(__x86_64__)
-      auto *uc = static_cast<ucontext_t *>(ctx);
-      t.s((uc->uc_mcontext.gregs[REG_ERR] & 2) ? " writing " : " reading ");
-#else
-      (void)ctx;
-      t.s(" at ");
-#endif
-      t.hex(addr);
-      const Pipeline *p = g_running;
-      describe_address(t, addr, fi.dispatch, p ? p->params.data() : nullptr,
-                       p ? p->params.size() : 0);
-    }
-    if (fi.in_thread) t.s(" in thread ").xyz(fi.thread).s(" of");
-    else t.s(" in");
-    t.s(" threadgroup ").xyz(fi.group);
-  } else if (const char *k = g_loading) {
-    t.s("kernel '").s(k).s("' faulted while loading: ").s(signal_text(sig, si->si_code));
-  } else {
-    t.s("simulator runner crashed: ").s(signal_text(sig, si->si_code)).s(" at ").hex(addr);
-  }
+// Sends the report as a FAULT frame and ends the process. Only the first
+// reporting thread gets through; others wait for the exit.
+[[noreturn]] void send_fault_and_exit(Text &t) {
   t.buf[t.n] = 0;
-  // One frame: header + {u32 len, text}.
   char frame[sizeof(mbipc::Header) + 4 + sizeof t.buf];
   mbipc::Header h{mbipc::FAULT, static_cast<uint32_t>(4 + t.n)};
   auto len = static_cast<uint32_t>(t.n);
@@ -186,6 +205,80 @@ void on_fault(int sig, siginfo_t *si, void *ctx) {
     off += static_cast<size_t>(k);
   }
   _exit(70);
+}
+
+std::atomic<int> g_reporting{0};
+void claim_report() {
+  if (g_reporting.exchange(1)) {
+    for (;;) { // another thread is already reporting; nanosleep is allowed in the sandbox
+      timespec ts{1, 0};
+      nanosleep(&ts, nullptr);
+    }
+  }
+}
+
+void on_fault(int sig, siginfo_t *si, void *ctx) {
+  claim_report();
+  Text t;
+  auto addr = reinterpret_cast<uintptr_t>(si->si_addr);
+  mbsim::FaultInfo fi;
+  if (mbsim::current_fault_info(si->si_addr, &fi)) {
+    t.s("kernel '").s(fi.kernel).s("' ");
+    if (sig == SIGSYS) {
+      const char *name = mbsim::syscall_name(si->si_syscall);
+      t.s("made a forbidden system call: ");
+      if (name) t.s(name);
+      else t.s("#").u(static_cast<unsigned>(si->si_syscall));
+      t.s(" (kernels run sandboxed: no files, processes or network)");
+    } else {
+      t.s("faulted: ").s(signal_text(sig, si->si_code));
+    }
+    if (fi.stack_overflow) {
+      t.s(": stack overflow (each simulated thread has ").u(fi.stack_kb).s(" KB of stack)");
+    } else if (sig == SIGSEGV || sig == SIGBUS) {
+#if defined(__x86_64__)
+      auto *uc = static_cast<ucontext_t *>(ctx);
+      // A general-protection fault (x86's misaligned SSE access, among
+      // others) reports no address.
+      if (sig == SIGSEGV && si->si_code == SI_KERNEL)
+        t.s(" at an invalid or misaligned address");
+      else t.s((uc->uc_mcontext.gregs[REG_ERR] & 2) ? " writing " : " reading ").hex(addr);
+#else
+      (void)ctx;
+      t.s(" at ").hex(addr);
+#endif
+      if (!(sig == SIGSEGV && si->si_code == SI_KERNEL)) describe_address(t, addr, fi);
+    }
+    where(t, fi);
+  } else if (const char *k = g_loading) {
+    t.s("kernel '").s(k).s("' faulted while loading: ").s(signal_text(sig, si->si_code));
+  } else if (sig == SIGSYS) {
+    const char *name = mbsim::syscall_name(si->si_syscall);
+    t.s("simulator runner: forbidden system call ");
+    if (name) t.s(name);
+    else t.s("#").u(static_cast<unsigned>(si->si_syscall));
+    t.s(" outside kernel code (a simulator bug)");
+  } else {
+    t.s("simulator runner crashed: ").s(signal_text(sig, si->si_code)).s(" at ").hex(addr);
+  }
+  send_fault_and_exit(t);
+}
+
+// -fsanitize=alignment found a misaligned access in kernel code.
+void report_misaligned(const char *file, unsigned line, unsigned column, const char *type,
+                       unsigned alignment, const void *address, unsigned access) {
+  claim_report();
+  Text t;
+  mbsim::FaultInfo fi;
+  auto addr = reinterpret_cast<uintptr_t>(address);
+  bool known = mbsim::current_fault_info(address, &fi);
+  t.s("kernel '").s(known ? fi.kernel : "?").s("' made a misaligned ");
+  t.s(access == MB_ACCESS_STORE ? "store" : "load").s(" of ").s(type).s(" at ").hex(addr);
+  t.s(": it needs ").u(alignment).s("-byte alignment");
+  if (known) describe_address(t, addr, fi);
+  t.s(", at ").s(base_name(file)).s(":").u(line).s(":").u(column);
+  if (known) where(t, fi);
+  send_fault_and_exit(t);
 }
 
 // Each OS thread that runs kernels handles faults on its own signal stack
@@ -219,37 +312,72 @@ bool reply_error(int status, const std::string &msg) {
 
 // ---- requests ---------------------------------------------------------
 
+// Lays out the kernel's threadgroup variables (from its mb_tg section) and
+// tells the kernel their offsets. The arena's static part, in bytes.
+unsigned layout_threadgroup_vars(const mb_kernel_info &info, std::string *err) {
+  unsigned size[MB_SIM_MAX_TG_VARS] = {}, align[MB_SIM_MAX_TG_VARS] = {};
+  unsigned count = 0;
+  for (const mb_tg_entry *e = info.tg_begin; e && e < info.tg_end; ++e) {
+    if (e->id >= MB_SIM_MAX_TG_VARS) {
+      *err = "too many threadgroup variables";
+      return 0;
+    }
+    // A template kernel instantiated twice lists a variable twice.
+    size[e->id] = std::max(size[e->id], e->size);
+    align[e->id] = std::max(align[e->id], e->align);
+    count = std::max(count, e->id + 1);
+  }
+  unsigned off = 0;
+  for (unsigned i = 0; i < count; ++i) {
+    unsigned a = std::max(16u, align[i]);
+    off = (off + a - 1) / a * a;
+    info.tg_offsets[i] = off;
+    off += size[i];
+  }
+  return (off + 15) / 16 * 16;
+}
+
 bool handle_load(Reader &r) {
   auto id = r.get<uint32_t>();
   std::string path = r.str(), name = r.str();
-  if (!r.ok()) return reply_error(kStatusExecution, "simulator: malformed LOAD");
+  if (!r.ok()) return reply_error(kStatusInternal, "simulator: malformed LOAD");
+  if (g_sandboxed)
+    return reply_error(kStatusInternal, "simulator: a sandboxed runner loads no kernels");
+  std::string why;
+  if (!mbsim::elf_is_inert(path, &why))
+    return reply_error(kStatusCompile, "compiled kernel '" + name + "' refused: " + why);
   auto p = std::make_unique<Pipeline>();
   p->kernel.name = name;
   g_loading = p->kernel.name.c_str();
   p->handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  g_loading = nullptr;
   if (!p->handle) {
-    g_loading = nullptr;
     const char *e = dlerror();
     return reply_error(kStatusCompile, "cannot load compiled kernel '" + name + "': " +
                                            (e ? e : "unknown error"));
   }
-  auto init = reinterpret_cast<mb_kernel_init_fn>(dlsym(p->handle, "mb_kernel_init"));
+  auto *info = static_cast<const mb_kernel_info *>(dlsym(p->handle, "mb_kernel_info_v"));
   auto run = reinterpret_cast<mb_kernel_run_fn>(dlsym(p->handle, "mb_kernel_run"));
-  mb_kernel_info info{};
-  if (!init || !run || init(mbsim::runtime_table(), &info) != 0 || info.abi != MB_SIM_RT_ABI) {
-    g_loading = nullptr;
+  if (!info || !run || info->abi != MB_SIM_RT_ABI || !info->rt || !info->tg_offsets) {
     dlclose(p->handle);
     return reply_error(kStatusCompile, "compiled kernel '" + name +
                                            "' does not match this simulator; recompile it");
   }
-  g_loading = nullptr;
+  *info->rt = mbsim::runtime_table(report_misaligned);
+  std::string err;
+  unsigned static_tg = layout_threadgroup_vars(*info, &err);
+  if (!err.empty()) {
+    dlclose(p->handle);
+    return reply_error(kStatusCompile, "kernel '" + name + "': " + err);
+  }
   p->kernel.run = run;
-  p->kernel.static_tg_bytes = info.static_threadgroup_bytes;
-  p->params.assign(info.params, info.params + info.n_params);
+  p->kernel.static_tg_bytes = static_tg;
+  p->kernel.uses_sync = info->sync_begin != info->sync_end;
+  p->params.assign(info->params, info->params + info->n_params);
   Writer w;
-  w.put<uint32_t>(info.static_threadgroup_bytes);
-  w.put<uint32_t>(info.max_total_threads);
-  w.put<uint32_t>(info.n_params);
+  w.put<uint32_t>(static_tg);
+  w.put<uint32_t>(info->max_total_threads);
+  w.put<uint32_t>(info->n_params);
   for (const mb_param &m : p->params) {
     w.put<uint16_t>(m.kind);
     w.put<uint16_t>(m.index);
@@ -270,20 +398,20 @@ void handle_unload(Reader &r) {
 void handle_buffer_add(Reader &r, int fd) {
   auto id = r.get<uint32_t>();
   auto length = r.get<uint64_t>();
-  if (fd < 0 || !r.ok()) return;
-  size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-  size_t mapped = (length + page - 1) / page * page;
+  auto front = r.get<uint64_t>();
+  auto map_len = r.get<uint64_t>();
+  if (fd < 0 || !r.ok() || front + length > map_len) return;
   Buffer b;
   for (size_t after : {kGuardAfter, kGuardAfterSmall}) {
-    size_t total = kGuardBefore + mapped + after;
+    size_t total = kGuardBefore + map_len + after;
     void *res = mmap(nullptr, total, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (res == MAP_FAILED) continue;
-    auto *base = static_cast<unsigned char *>(res) + kGuardBefore;
-    if (mmap(base, mapped, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0) == MAP_FAILED) {
+    auto *map = static_cast<unsigned char *>(res) + kGuardBefore;
+    if (mmap(map, map_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0) == MAP_FAILED) {
       munmap(res, total);
       continue;
     }
-    b = Buffer{base, length, static_cast<unsigned char *>(res), total};
+    b = Buffer{map + front, length, map, map_len, static_cast<unsigned char *>(res), total};
     break;
   }
   close(fd);
@@ -300,8 +428,56 @@ void handle_buffer_free(Reader &r) {
 struct Step {
   mbsim::DispatchJob job;
   const Pipeline *pipeline = nullptr;
+  std::vector<std::pair<int, Buffer *>> buffers;      // bound memfd buffers, by index
   std::vector<std::unique_ptr<unsigned char[]>> bytes; // setBytes copies
 };
+
+// Finds the first slack byte that is not the canary any more (its offset
+// from the data's start: negative before it) and restores the canary.
+bool changed_slack(Buffer &b, long long *offset) {
+  long long first = -1;
+  size_t front = static_cast<size_t>(b.base - b.map);
+  auto check = [&](size_t from, size_t to) {
+    for (size_t o = from; o < to; ++o)
+      if (b.map[o] != kCanary[o % 4]) {
+        if (first < 0) first = static_cast<long long>(o);
+        b.map[o] = kCanary[o % 4];
+      }
+  };
+  // The front slack is up to a page: compare words first.
+  const uint64_t word = uint64_t(mbipc::kCanaryWord) << 32 | mbipc::kCanaryWord;
+  size_t o = 0;
+  for (; o + 8 <= front; o += 8) {
+    uint64_t v;
+    std::memcpy(&v, b.map + o, 8);
+    if (v != word) break;
+  }
+  check(o, front);
+  check(front + b.length, b.map_len);
+  *offset = first - static_cast<long long>(front);
+  return first >= 0;
+}
+
+// Writes that missed the guard pages (within a buffer's last page, or
+// before its start) show as a changed canary: reported without a thread.
+bool check_slack(const Step &s, std::string *err) {
+  for (auto [index, b] : s.buffers) {
+    long long off;
+    if (!changed_slack(*b, &off)) continue;
+    Text t;
+    t.s("kernel '").s(s.pipeline->kernel.name.c_str()).s("' wrote ");
+    if (off >= 0) t.s("past the end of ");
+    else t.u(static_cast<unsigned long long>(-off)).s(" bytes before the start of ");
+    buffer_name(t, index, s.pipeline->params.data(), s.pipeline->params.size());
+    t.s(", ").u(b->length).s(" bytes long");
+    if (off >= 0) t.s(", at byte offset ").u(static_cast<unsigned long long>(off));
+    t.s(" (the write stayed within the buffer's memory page, so no fault named the thread)");
+    t.buf[t.n] = 0;
+    *err = t.buf;
+    return false;
+  }
+  return true;
+}
 
 bool parse_step(Reader &r, Step &s, std::string *err) {
   auto pid = r.get<uint32_t>();
@@ -347,6 +523,9 @@ bool parse_step(Reader &r, Step &s, std::string *err) {
       }
       d.buffers[index] = b->second.base + offset;
       d.buffer_lengths[index] = b->second.length - offset;
+      bool seen = false;
+      for (auto &e : s.buffers) seen |= e.second == &b->second;
+      if (!seen) s.buffers.emplace_back(static_cast<int>(index), &b->second);
     } else {
       auto len = r.get<uint32_t>();
       const uint8_t *src = r.bytes(len);
@@ -392,6 +571,13 @@ bool handle_run(Reader &r) {
   std::string err;
   for (Step &s : steps)
     if (!parse_step(r, s, &err)) return reply_error(kStatusArgument, err);
+  if (g_sandbox && !g_sandboxed) {
+    if (!mbsim::enter_sandbox(&err))
+      return reply_error(kStatusUnavailable,
+                         "the simulator cannot sandbox kernels on this system (" + err +
+                             "); open the device with sandbox=0 to run them unsandboxed");
+    g_sandboxed = true;
+  }
   g_control->busy.store(1);
   uint64_t t0 = now_ns();
   for (uint32_t b = 0; b < batch; ++b)
@@ -400,7 +586,7 @@ bool handle_run(Reader &r) {
       g_control->start_ns.store(now_ns());
       g_control->seq.fetch_add(1);
       g_running = steps[i].pipeline;
-      bool ok = g_exec->run(steps[i].job, &err);
+      bool ok = g_exec->run(steps[i].job, &err) && check_slack(steps[i], &err);
       g_running = nullptr;
       if (!ok) {
         g_control->busy.store(0);
@@ -416,7 +602,9 @@ bool handle_run(Reader &r) {
 
 // Exits as soon as the bridge's process is gone (the life pipe's write end
 // closes with it), even while a kernel spins in an endless loop.
+std::atomic<bool> g_watching{false};
 void watch_parent() {
+  g_watching = true;
   pollfd p{mbipc::kLifeFd, POLLIN, 0};
   for (;;) {
     int k = poll(&p, 1, -1);
@@ -426,7 +614,8 @@ void watch_parent() {
 
 unsigned arg_value(int argc, char **argv, const char *key, unsigned dflt) {
   for (int i = 1; i + 1 < argc; ++i)
-    if (std::strcmp(argv[i], key) == 0) return static_cast<unsigned>(std::strtoul(argv[i + 1], nullptr, 10));
+    if (std::strcmp(argv[i], key) == 0)
+      return static_cast<unsigned>(std::strtoul(argv[i + 1], nullptr, 10));
   return dflt;
 }
 
@@ -434,8 +623,10 @@ unsigned arg_value(int argc, char **argv, const char *key, unsigned dflt) {
 
 int main(int argc, char **argv) {
   prctl(PR_SET_NAME, "mb_sim_runner");
+  prctl(PR_SET_DUMPABLE, 0); // no core files of kernel memory, no ptrace by others
   install_fault_handlers();
   std::thread(watch_parent).detach();
+  while (!g_watching) sched_yield(); // started up before any sandbox
   void *ctl = mmap(nullptr, sizeof(mbipc::Control), PROT_READ | PROT_WRITE, MAP_SHARED,
                    mbipc::kControlFd, 0);
   if (ctl == MAP_FAILED) {
@@ -445,6 +636,7 @@ int main(int argc, char **argv) {
   g_control = static_cast<mbipc::Control *>(ctl);
   unsigned workers = arg_value(argc, argv, "--workers", 1);
   size_t stack = size_t(arg_value(argc, argv, "--stack-kb", 256)) * 1024;
+  g_sandbox = arg_value(argc, argv, "--sandbox", 1) != 0;
   g_exec = std::make_unique<mbsim::Executor>(workers, stack, install_altstack);
 
   Writer hello;

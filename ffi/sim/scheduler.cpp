@@ -1,4 +1,5 @@
-// Scheduler: threadgroups over OS threads, simulated threads over fibers.
+// Scheduler: threadgroups over OS threads; the threads of a group as a plain
+// loop, or over fibers when the kernel synchronizes (see scheduler.h).
 #include "scheduler.h"
 
 #include "fiber.h"
@@ -13,19 +14,20 @@ namespace mbsim {
 
 namespace {
 
-enum ThreadState : unsigned char { T_UNSTARTED, T_RUNNING, T_READY, T_BARRIER, T_SIMD, T_DONE };
-enum FiberEvent : unsigned char { EV_BLOCKED, EV_IDLE };
+// Where a simulated thread is parked (set while its fiber is switched out).
+enum Park : unsigned char { P_NONE, P_READY, P_BARRIER, P_SIMD };
 
 struct Fiber {
   void *sp = nullptr;
   Fiber *next_idle = nullptr;
 };
 
-struct SimThread {
-  mb_thread info;
-  ThreadState state;
+struct Parked {
+  Park park;
   Fiber *fiber;
-  mb_simd_slot *slot; // of the pending SIMD collective
+  mb_simd_slot *slot;                 // P_SIMD: the pending collective
+  const char *file;                   // P_BARRIER: the barrier's call site
+  unsigned line, column;
 };
 
 bool same_site(const mb_simd_slot *a, const mb_simd_slot *b) {
@@ -33,9 +35,29 @@ bool same_site(const mb_simd_slot *a, const mb_simd_slot *b) {
          a->site_file == b->site_file;
 }
 
+const char *base_name(const char *path) {
+  const char *b = path;
+  for (const char *p = path; p && *p; ++p)
+    if (*p == '/') b = p + 1;
+  return b ? b : "?";
+}
+
+std::string xyz(const unsigned *p) {
+  return "(" + std::to_string(p[0]) + "," + std::to_string(p[1]) + "," + std::to_string(p[2]) +
+         ")";
+}
+
+constexpr unsigned kWidth = MB_SIM_SIMD_WIDTH;
 constexpr unsigned kMaxFibers = MB_SIM_MAX_THREADS + 1;
+constexpr unsigned kMaxSimdGroups = MB_SIM_MAX_THREADS / kWidth;
 constexpr size_t kGuard = 64 * 1024; // below each fiber stack: overflow faults
 constexpr size_t kArenaBytes = 64 * 1024;
+constexpr size_t kArenaGuard = 64 * 1024; // after the arena: overruns fault
+// Below this many threads a dispatch runs on one OS thread: waking helpers
+// costs more than they save.
+constexpr unsigned long kParallelThreads = 2048;
+
+MisalignedFn g_misaligned = nullptr;
 
 } // namespace
 
@@ -44,11 +66,13 @@ public:
   explicit Worker(size_t stack_bytes);
   ~Worker();
 
-  bool run_group(const DispatchJob &job, const unsigned pos[3], std::string *err);
+  bool run_group(const DispatchJob &job, unsigned long linear, const unsigned pos[3],
+                 std::string *err);
 
   // Runtime services, called from kernel code on one of this worker's fibers.
   unsigned char *arena() { return arena_; }
-  void wait(ThreadState why, mb_simd_slot *slot);
+  void wait(Park why, mb_simd_slot *slot, const char *file, unsigned line, unsigned column);
+  unsigned current_index() const { return cursor_.current ? cursor_.current->index : 0; }
 
   // For the fault handler.
   bool in_stack_guard(uintptr_t a) const {
@@ -57,18 +81,24 @@ public:
     return stacks_ && a >= base && a < base + kMaxFibers * slot && (a - base) % slot < kGuard;
   }
   size_t stack_bytes() const { return stack_bytes_; }
+  const mb_thread *current() const { return cursor_.current; }
   const DispatchJob *job_ = nullptr;
   unsigned group_pos_[3] = {0, 0, 0};
-  SimThread *volatile current_ = nullptr;
 
 private:
   static void fiber_entry(void *self) { static_cast<Worker *>(self)->fiber_loop(); }
   [[noreturn]] void fiber_loop();
   Fiber *take_fiber();
   void resume(Fiber *f);
-  bool settle(std::string *err);
   void reset_stuck_fibers();
   void *fresh_stack_pointer(Fiber *f);
+
+  bool run_fibers(std::string *err);
+  Fiber *continue_simd_group(unsigned s);
+  int release_barrier(std::string *err); // 1 released, 0 all done, -1 error
+  void shuffle_order(unsigned phase);
+  unsigned sg_end(unsigned s) const { return std::min(n_, (s + 1) * kWidth); }
+  bool sg_started(unsigned s) const { return cursor_.next >= sg_first_[s] + (sg_end(s) - s * kWidth); }
 
   size_t stack_bytes_;
   unsigned char *stacks_ = nullptr; // kMaxFibers x (guard + stack), reserved once
@@ -77,23 +107,38 @@ private:
   Fiber *idle_ = nullptr;
   Fiber *running_ = nullptr;
   void *sched_sp_ = nullptr;
-  FiberEvent event_ = EV_IDLE;
 
-  unsigned char *arena_ = nullptr;
+  unsigned char *arena_map_ = nullptr;
+  unsigned char *arena_ = nullptr; // this group's threadgroup memory, ending at the guard
   mb_group group_{};
-  SimThread threads_[MB_SIM_MAX_THREADS];
-  unsigned n_ = 0;
-  unsigned next_ = 0;
-  unsigned done_ = 0;
+  mb_cursor cursor_{};
+  mb_thread threads_[MB_SIM_MAX_THREADS];
+  Parked parked_[MB_SIM_MAX_THREADS];
+  unsigned short order_[MB_SIM_MAX_THREADS];
+  unsigned sg_prio_[kMaxSimdGroups];  // SIMD groups in this phase's order
+  unsigned sg_first_[kMaxSimdGroups]; // position of a SIMD group's first lane in order_
+  unsigned ready_[kMaxSimdGroups];    // per SIMD group: lanes ready to go on (bit = lane)
+  unsigned n_ = 0, n_sg_ = 0, phase_ = 0;
+  unsigned long linear_ = 0;
+  unsigned last_size_[3] = {0, 0, 0};
+  bool stacks_ok_ = true;
 };
 
 namespace {
 thread_local Worker *tls_worker = nullptr;
 
 unsigned char *rt_arena() { return tls_worker->arena(); }
-void rt_barrier(unsigned) { tls_worker->wait(T_BARRIER, nullptr); }
-void rt_simd(mb_simd_slot *slot) { tls_worker->wait(T_SIMD, slot); }
-const mb_rt kRuntime = {MB_SIM_RT_ABI, rt_arena, rt_barrier, rt_simd};
+void rt_barrier(unsigned, const char *file, unsigned line, unsigned column) {
+  tls_worker->wait(P_BARRIER, nullptr, file, line, column);
+}
+void rt_simd(mb_simd_slot *slot) { tls_worker->wait(P_SIMD, slot, nullptr, 0, 0); }
+unsigned rt_thread_index() { return tls_worker->current_index(); }
+void rt_misaligned(const char *file, unsigned line, unsigned column, const char *type,
+                   unsigned alignment, const void *address, unsigned access) {
+  g_misaligned(file, line, column, type, alignment, address, access);
+}
+const mb_rt kRuntime = {MB_SIM_RT_ABI, rt_arena,        rt_barrier, rt_simd,
+                        rt_misaligned, rt_thread_index};
 
 void *reserve(size_t bytes) {
   void *p = mmap(nullptr, bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -101,7 +146,10 @@ void *reserve(size_t bytes) {
 }
 } // namespace
 
-const mb_rt *runtime_table() { return &kRuntime; }
+const mb_rt *runtime_table(MisalignedFn misaligned) {
+  g_misaligned = misaligned;
+  return &kRuntime;
+}
 
 bool current_fault_info(const void *addr, FaultInfo *out) {
   Worker *w = tls_worker;
@@ -110,10 +158,12 @@ bool current_fault_info(const void *addr, FaultInfo *out) {
   out->stack_kb = static_cast<unsigned>(w->stack_bytes() / 1024);
   out->kernel = w->job_->kernel->name.c_str();
   out->dispatch = &w->job_->d;
+  out->arena = w->arena();
+  out->arena_bytes = w->job_->arena_bytes;
   std::memcpy(out->group, w->group_pos_, sizeof out->group);
-  SimThread *t = w->current_;
+  const mb_thread *t = w->current();
   out->in_thread = t != nullptr;
-  if (t) std::memcpy(out->thread, t->info.position, sizeof out->thread);
+  if (t) std::memcpy(out->thread, t->position, sizeof out->thread);
   return true;
 }
 
@@ -121,13 +171,16 @@ bool current_fault_info(const void *addr, FaultInfo *out) {
 
 Worker::Worker(size_t stack_bytes) : stack_bytes_(stack_bytes) {
   stacks_ = static_cast<unsigned char *>(reserve(kMaxFibers * (kGuard + stack_bytes_)));
-  void *a = mmap(nullptr, kArenaBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  arena_ = a == MAP_FAILED ? nullptr : static_cast<unsigned char *>(a);
+  // The arena, then an inaccessible guard: each group's memory ends right
+  // at the guard, so running past its end faults.
+  auto *a = static_cast<unsigned char *>(reserve(kArenaBytes + kArenaGuard));
+  if (a && mprotect(a, kArenaBytes, PROT_READ | PROT_WRITE) == 0) arena_map_ = a;
+  arena_ = arena_map_ ? arena_map_ + kArenaBytes : nullptr;
 }
 
 Worker::~Worker() {
   if (stacks_) munmap(stacks_, kMaxFibers * (kGuard + stack_bytes_));
-  if (arena_) munmap(arena_, kArenaBytes);
+  if (arena_map_) munmap(arena_map_, kArenaBytes + kArenaGuard);
 }
 
 void *Worker::fresh_stack_pointer(Fiber *f) {
@@ -157,46 +210,60 @@ void Worker::resume(Fiber *f) {
   running_ = f;
   mb_fiber_switch(&sched_sp_, f->sp);
   running_ = nullptr;
-  if (event_ == EV_IDLE) {
-    f->next_idle = idle_;
-    idle_ = f;
-  }
+  cursor_.current = nullptr;
 }
 
-// Runs simulated threads, in index order, until one blocks; then hands the
-// fiber back with that thread parked on it. Resumed, it finishes that thread
-// and takes the next unstarted one, if any.
+// A fiber runs the kernel's thread loop (mb_kernel_run): threads one after
+// another until one blocks; resumed, it finishes that thread and goes on
+// with the next unstarted one, if any. With none left it is idle.
 void Worker::fiber_loop() {
   for (;;) {
+    job_->kernel->run(&job_->d, &group_, &cursor_);
     Fiber *self = running_;
-    while (next_ < n_) {
-      SimThread &t = threads_[next_++];
-      t.fiber = self;
-      t.state = T_RUNNING;
-      current_ = &t;
-      job_->kernel->run(&job_->d, &group_, &t.info);
-      t.state = T_DONE;
-      t.fiber = nullptr;
-      ++done_;
-      current_ = nullptr;
-    }
-    event_ = EV_IDLE;
+    self->next_idle = idle_;
+    idle_ = self;
     mb_fiber_switch(&self->sp, sched_sp_);
   }
 }
 
-void Worker::wait(ThreadState why, mb_simd_slot *slot) {
-  SimThread *t = current_;
-  t->state = why;
-  t->slot = slot;
-  current_ = nullptr;
-  event_ = EV_BLOCKED;
-  mb_fiber_switch(&t->fiber->sp, sched_sp_);
-  current_ = t; // resumed by settle(), state already T_RUNNING
+// The calling thread parks; its SIMD group goes on directly on the next
+// fiber (a ready lane, a lane to start, or the lanes of a collective that is
+// now complete), without a round trip through the scheduler.
+void Worker::wait(Park why, mb_simd_slot *slot, const char *file, unsigned line,
+                  unsigned column) {
+  mb_thread *t = cursor_.current;
+  if (!running_ || !t) __builtin_trap(); // not on a fiber: the kernel's sync mark is missing
+  Parked &p = parked_[t->index];
+  p.park = why;
+  p.fiber = running_;
+  p.slot = slot;
+  p.file = file;
+  p.line = line;
+  p.column = column;
+  Fiber *self = running_;
+  Fiber *next = continue_simd_group(t->index / kWidth);
+  if (next == self) return; // this very thread is the next to run
+  running_ = next;
+  mb_fiber_switch(&self->sp, next ? next->sp : sched_sp_);
+  // resumed: cursor_.current is this thread again
 }
 
-bool Worker::run_group(const DispatchJob &job, const unsigned pos[3], std::string *err) {
+// The SIMD groups' order for a phase (the stretch between two barriers).
+void Worker::shuffle_order(unsigned phase) {
+  for (unsigned k = 0; k < n_sg_; ++k) sg_prio_[k] = k;
+  unsigned long long x = (linear_ + 1) * 0x9E3779B97F4A7C15ull ^ (phase + 1) * 0xBF58476D1CE4E5B9ull;
+  for (unsigned k = n_sg_; k > 1; --k) {
+    x ^= x >> 31;
+    x *= 0x94D049BB133111EBull;
+    x ^= x >> 29;
+    std::swap(sg_prio_[k - 1], sg_prio_[x % k]);
+  }
+}
+
+bool Worker::run_group(const DispatchJob &job, unsigned long linear, const unsigned pos[3],
+                       std::string *err) {
   job_ = &job;
+  linear_ = linear;
   unsigned size[3];
   for (int i = 0; i < 3; ++i) {
     unsigned tg = job.d.group_threads[i];
@@ -205,121 +272,184 @@ bool Worker::run_group(const DispatchJob &job, const unsigned pos[3], std::strin
     group_.size[i] = size[i];
     group_pos_[i] = pos[i];
   }
-  if (!arena_ || !stacks_) {
+  if (!arena_map_ || !stacks_) {
     *err = "simulator: out of memory for threadgroup stacks";
     return false;
   }
   // Threadgroup memory starts poisoned: 0xFF bytes read as NaN / -1.
+  arena_ = arena_map_ + kArenaBytes - (job.arena_bytes + 15) / 16 * 16;
   std::memset(arena_, 0xFF, job.arena_bytes);
   for (int i = 0; i < MB_SIM_MAX_BINDINGS; ++i)
     group_.threadgroup_args[i] = arena_ + job.tg_arg_offset[i];
 
   n_ = size[0] * size[1] * size[2];
-  unsigned i = 0;
-  for (unsigned z = 0; z < size[2]; ++z)
-    for (unsigned y = 0; y < size[1]; ++y)
-      for (unsigned x = 0; x < size[0]; ++x, ++i) {
-        SimThread &t = threads_[i];
-        t.info = mb_thread{{x, y, z}, i};
-        t.state = T_UNSTARTED;
-        t.fiber = nullptr;
-      }
-  next_ = 0;
-  done_ = 0;
-  while (next_ < n_) {
-    Fiber *f = take_fiber();
-    if (!f) {
-      *err = "simulator: out of fiber stacks";
-      return false;
-    }
-    resume(f);
+  if (std::memcmp(size, last_size_, sizeof size) != 0) {
+    unsigned i = 0;
+    for (unsigned z = 0; z < size[2]; ++z)
+      for (unsigned y = 0; y < size[1]; ++y)
+        for (unsigned x = 0; x < size[0]; ++x, ++i) threads_[i] = mb_thread{{x, y, z}, i, 0};
+    std::memcpy(last_size_, size, sizeof size);
+  } else {
+    for (unsigned i = 0; i < n_; ++i) threads_[i].done = 0;
   }
-  bool ok = settle(err);
-  if (!ok) reset_stuck_fibers();
+  bool ok = true;
+  stacks_ok_ = true;
+  if (!job.kernel->uses_sync) {
+    cursor_ = mb_cursor{0, n_, nullptr, threads_, nullptr};
+    job.kernel->run(&job.d, &group_, &cursor_);
+    cursor_.current = nullptr;
+  } else {
+    ok = run_fibers(err);
+    if (!ok) reset_stuck_fibers();
+  }
   job_ = nullptr;
   return ok;
 }
 
-// Every thread has started; all are finished or waiting. Resolve SIMD
-// collectives first (lanes waiting at a barrier do not take part, as
-// inactive lanes on a GPU), then barriers, until all threads finish.
-bool Worker::settle(std::string *err) {
-  const unsigned w = MB_SIM_SIMD_WIDTH;
-  while (done_ < n_) {
-    bool any = false;
-    for (unsigned lo = 0; lo < n_; lo += w) {
-      unsigned hi = std::min(n_, lo + w);
-      // The lowest waiting lane's call site goes first (as a GPU runs the
-      // first branch first); lanes waiting elsewhere wait for their turn.
-      const mb_simd_slot *site = nullptr;
-      for (unsigned t = lo; t < hi && !site; ++t)
-        if (threads_[t].state == T_SIMD) site = threads_[t].slot;
-      if (!site) continue;
-      mb_simd_slot *lanes[MB_SIM_SIMD_WIDTH] = {};
-      unsigned mask = 0;
-      mb_simd_combine combine = nullptr;
-      for (unsigned t = lo; t < hi; ++t) {
-        SimThread &th = threads_[t];
-        if (th.state != T_SIMD || !same_site(th.slot, site)) continue;
-        lanes[t - lo] = th.slot;
-        th.slot->lane = t - lo;
-        mask |= 1u << (t - lo);
-        combine = th.slot->combine;
-        th.state = T_READY;
-      }
-      combine(lanes, mask);
-      any = true;
-    }
-    if (!any) {
-      // Every unfinished thread waits at a barrier.
-      if (done_ > 0) {
-        const SimThread *first = nullptr;
-        for (unsigned t = 0; t < n_ && !first; ++t)
-          if (threads_[t].state == T_BARRIER) first = &threads_[t];
-        const unsigned *g = group_.position, *p = first->info.position;
-        *err = "threadgroup_barrier reached by only some threads of threadgroup (" +
-               std::to_string(g[0]) + "," + std::to_string(g[1]) + "," + std::to_string(g[2]) +
-               ") in kernel '" + job_->kernel->name + "': " + std::to_string(n_ - done_) +
-               " thread(s) wait at a barrier (first: thread (" + std::to_string(p[0]) + "," +
-               std::to_string(p[1]) + "," + std::to_string(p[2]) + ")), " +
-               std::to_string(done_) +
-               " returned without reaching it (every thread of a threadgroup must reach each "
-               "barrier)";
-        return false;
-      }
-      for (unsigned t = 0; t < n_; ++t)
-        if (threads_[t].state == T_BARRIER) threads_[t].state = T_READY;
-    }
-    for (unsigned t = 0; t < n_; ++t) {
-      SimThread &th = threads_[t];
-      if (th.state != T_READY) continue;
-      // The next fiber's saved registers are cold (a stack of its own):
-      // fetch them while this one runs.
-      for (unsigned u = t + 1; u < n_ && u < t + 4; ++u)
-        if (threads_[u].state == T_READY) {
-          const char *sp = static_cast<const char *>(threads_[u].fiber->sp);
-          for (int line = 0; line < 6; ++line) __builtin_prefetch(sp + 64 * line);
-          break;
-        }
-      th.state = T_RUNNING;
-      current_ = &th;
-      resume(th.fiber);
-    }
+// Runs the group's threads on fibers, SIMD group by SIMD group.
+bool Worker::run_fibers(std::string *err) {
+  n_sg_ = (n_ + kWidth - 1) / kWidth;
+  phase_ = 0;
+  shuffle_order(0);
+  unsigned k = 0;
+  for (unsigned j = 0; j < n_sg_; ++j) {
+    unsigned s = sg_prio_[j];
+    sg_first_[s] = k;
+    for (unsigned i = s * kWidth; i < sg_end(s); ++i) order_[k++] = static_cast<unsigned short>(i);
   }
-  return true;
+  for (unsigned i = 0; i < n_; ++i) parked_[i].park = P_NONE;
+  for (unsigned j = 0; j < n_sg_; ++j) ready_[j] = 0;
+  cursor_ = mb_cursor{0, n_, order_, threads_, nullptr};
+  for (;;) {
+    bool any = false;
+    for (unsigned j = 0; j < n_sg_; ++j)
+      while (Fiber *f = continue_simd_group(sg_prio_[j])) {
+        resume(f);
+        any = true;
+      }
+    if (!stacks_ok_) {
+      *err = "simulator: out of fiber stacks";
+      return false;
+    }
+    if (any) continue;
+    int r = release_barrier(err);
+    if (r < 0) return false;
+    if (r == 0) return true;
+  }
+}
+
+// What SIMD group s runs next: its lowest ready lane; else a fiber to start
+// its next lane; else, once all its lanes have started, a collective its
+// lanes wait at is completed and its lowest lane goes on. Lanes
+// waiting at a barrier, or returned, do not take part (inactive lanes).
+// nullptr when all its lanes wait at a barrier or have returned.
+Fiber *Worker::continue_simd_group(unsigned s) {
+  const unsigned lo = s * kWidth, hi = sg_end(s);
+  for (;;) {
+    if (ready_[s]) {
+      unsigned i = lo + static_cast<unsigned>(__builtin_ctz(ready_[s]));
+      ready_[s] &= ready_[s] - 1;
+      parked_[i].park = P_NONE;
+      cursor_.current = &threads_[i];
+      return parked_[i].fiber;
+    }
+    if (cursor_.next < n_ && !sg_started(s)) {
+      Fiber *f = take_fiber();
+      if (!f) stacks_ok_ = false;
+      return f;
+    }
+    // Lanes at different collectives (divergent branches): the one earliest
+    // in the source goes first, as a GPU runs a branch body before the lanes
+    // that skipped it rejoin them further down.
+    const mb_simd_slot *site = nullptr;
+    for (unsigned i = lo; i < hi; ++i) {
+      if (parked_[i].park != P_SIMD) continue;
+      const mb_simd_slot *c = parked_[i].slot;
+      if (!site || (c->site_file == site->site_file &&
+                    (c->site_line < site->site_line ||
+                     (c->site_line == site->site_line && c->site_column < site->site_column))))
+        site = c;
+    }
+    if (!site) return nullptr;
+    mb_simd_slot *lanes[kWidth] = {};
+    unsigned mask = 0;
+    mb_simd_combine combine = nullptr;
+    for (unsigned i = lo; i < hi; ++i) {
+      Parked &p = parked_[i];
+      if (p.park != P_SIMD || !same_site(p.slot, site)) continue;
+      lanes[i - lo] = p.slot;
+      p.slot->lane = i - lo;
+      mask |= 1u << (i - lo);
+      combine = p.slot->combine;
+      p.park = P_READY;
+    }
+    combine(lanes, mask);
+    ready_[s] = mask;
+  }
+}
+
+// Every thread has returned or waits at a barrier: release the barrier (1),
+// or all are done (0), or the barrier is not one all threads reach (-1).
+int Worker::release_barrier(std::string *err) {
+  unsigned waiting = 0, done = 0;
+  const mb_thread *first = nullptr, *other = nullptr;
+  unsigned at_first = 0;
+  for (unsigned i = 0; i < n_; ++i) {
+    if (threads_[i].done) {
+      ++done;
+      continue;
+    }
+    const Parked &p = parked_[i];
+    if (p.park != P_BARRIER) continue;
+    ++waiting;
+    if (!first) first = &threads_[i];
+    const Parked &f = parked_[first->index];
+    if (p.line == f.line && p.column == f.column && p.file == f.file) ++at_first;
+    else if (!other) other = &threads_[i];
+  }
+  if (waiting == 0) return 0;
+  if (done == 0 && !other) {
+    for (unsigned i = 0; i < n_; ++i)
+      if (parked_[i].park == P_BARRIER) {
+        parked_[i].park = P_READY;
+        ready_[i / kWidth] |= 1u << (i % kWidth);
+      }
+    shuffle_order(++phase_);
+    return 1;
+  }
+  const std::string where = "threadgroup " + xyz(group_.position) + " in kernel '" +
+                            job_->kernel->name + "'";
+  auto site = [&](const mb_thread *t) {
+    const Parked &p = parked_[t->index];
+    return std::string(base_name(p.file)) + ":" + std::to_string(p.line);
+  };
+  if (done > 0) {
+    *err = "threadgroup_barrier reached by only some threads of " + where + ": " +
+           std::to_string(waiting) + " thread(s) wait at the barrier at " + site(first) +
+           " (first: thread " + xyz(first->position) + "), " + std::to_string(done) +
+           " returned without reaching it (every thread of a threadgroup must reach each "
+           "barrier)";
+    return -1;
+  }
+  *err = "threads of " + where + " wait at different barriers: " + std::to_string(at_first) +
+           " at " + site(first) + " (first: thread " + xyz(first->position) + "), " +
+           std::to_string(waiting - at_first) + " elsewhere, e.g. thread " +
+           xyz(other->position) + " at " + site(other) +
+           " (every thread of a threadgroup must reach the same barrier)";
+  return -1;
 }
 
 // After a deadlock, fibers still hold parked threads: restart them fresh.
 void Worker::reset_stuck_fibers() {
-  for (unsigned t = 0; t < n_; ++t) {
-    SimThread &th = threads_[t];
-    if (!th.fiber) continue;
-    th.fiber->sp = fresh_stack_pointer(th.fiber);
-    th.fiber->next_idle = idle_;
-    idle_ = th.fiber;
-    th.fiber = nullptr;
+  for (unsigned i = 0; i < n_; ++i) {
+    Parked &p = parked_[i];
+    if (p.park == P_NONE) continue;
+    p.fiber->sp = fresh_stack_pointer(p.fiber);
+    p.fiber->next_idle = idle_;
+    idle_ = p.fiber;
+    p.park = P_NONE;
   }
-  current_ = nullptr;
+  cursor_.current = nullptr;
 }
 
 // ---- Executor ---------------------------------------------------------
@@ -328,6 +458,11 @@ Executor::Executor(unsigned workers, size_t stack_bytes, void (*thread_init)())
     : thread_init_(thread_init) {
   workers = std::max(1u, std::min(workers, 64u));
   for (unsigned i = 0; i < workers; ++i) workers_.push_back(std::make_unique<Worker>(stack_bytes));
+  // All threads exist, fully started, before the runner sandboxes itself:
+  // a thread still starting up makes system calls the sandbox refuses.
+  for (unsigned i = 1; i < workers; ++i) helpers_.emplace_back([this, i] { helper_main(i); });
+  std::unique_lock<std::mutex> lock(mu_);
+  done_cv_.wait(lock, [&] { return started_ == helpers_.size(); });
 }
 
 Executor::~Executor() {
@@ -347,10 +482,9 @@ void Executor::run_groups(Worker &w) {
     if (failed_.load(std::memory_order_relaxed)) return;
     unsigned long i = next_group_.fetch_add(1, std::memory_order_relaxed);
     if (i >= total_groups_) return;
-    unsigned pos[3] = {static_cast<unsigned>(i % n[0]),
-                       static_cast<unsigned>(i / n[0] % n[1]),
+    unsigned pos[3] = {static_cast<unsigned>(i % n[0]), static_cast<unsigned>(i / n[0] % n[1]),
                        static_cast<unsigned>(i / n[0] / n[1])};
-    if (!w.run_group(job, pos, &err)) {
+    if (!w.run_group(job, i, pos, &err)) {
       std::lock_guard<std::mutex> lock(mu_);
       if (!failed_.exchange(true)) error_ = err;
       return;
@@ -362,15 +496,22 @@ void Executor::helper_main(unsigned index) {
   if (thread_init_) thread_init_();
   Worker &w = *workers_[index];
   tls_worker = &w;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++started_;
+  }
+  done_cv_.notify_all();
   unsigned long seen = 0;
   for (;;) {
+    bool take_part;
     {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait(lock, [&] { return quit_ || generation_ != seen; });
       if (quit_) return;
       seen = generation_;
+      take_part = index <= active_helpers_;
     }
-    run_groups(w);
+    if (take_part) run_groups(w);
     {
       std::lock_guard<std::mutex> lock(mu_);
       --busy_;
@@ -387,18 +528,21 @@ bool Executor::run(const DispatchJob &job, std::string *err) {
   next_group_ = 0;
   failed_ = false;
   error_.clear();
-  unsigned helpers = static_cast<unsigned>(
-      std::min<unsigned long>(workers_.size() - 1, total_groups_ - 1));
-  while (helpers_.size() < helpers) {
-    unsigned index = static_cast<unsigned>(helpers_.size()) + 1;
-    helpers_.emplace_back([this, index] { helper_main(index); });
-  }
+  const unsigned *g = job.d.group_threads;
+  unsigned long threads = total_groups_ * g[0] * g[1] * g[2];
+  unsigned helpers =
+      threads < kParallelThreads
+          ? 0
+          : static_cast<unsigned>(std::min<unsigned long>(helpers_.size(), total_groups_ - 1));
   if (helpers > 0) {
-    std::lock_guard<std::mutex> lock(mu_);
-    busy_ = static_cast<unsigned>(helpers_.size());
-    ++generation_;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      busy_ = static_cast<unsigned>(helpers_.size());
+      active_helpers_ = helpers;
+      ++generation_;
+    }
+    cv_.notify_all();
   }
-  if (helpers > 0) cv_.notify_all();
   tls_worker = workers_[0].get();
   run_groups(*workers_[0]);
   if (helpers > 0) {

@@ -1,12 +1,14 @@
 // The simulator's scheduler: runs the threadgroups of a dispatch on a few OS
-// threads (one group at a time per OS thread), and the threads of a group as
-// cooperative fibers on that OS thread, so that threadgroup_barrier and the
-// SIMD-group collectives are exact.
+// threads (one group at a time per OS thread), and the threads of a group
+// either as a plain loop (kernels that call no barrier and no SIMD-group
+// function) or as cooperative fibers on that OS thread, so that
+// threadgroup_barrier and the SIMD-group collectives are exact.
 //
-// Fibers are lazy: a fiber runs simulated threads one after another until one
-// of them blocks (barrier, SIMD collective); only then does the next thread
-// get a fiber of its own. A kernel that never blocks runs as a plain loop on
-// a single fiber.
+// With fibers, SIMD groups run one at a time, each as far as it can go
+// (through its collectives) before the next one starts, and in a different
+// order between each pair of barriers: a missing barrier shows as a wrong
+// result instead of hiding behind a lockstep schedule. The order is a
+// shuffle seeded by the group and phase, so a failure repeats run to run.
 #pragma once
 
 #include "mb_sim_abi.h"
@@ -26,6 +28,7 @@ struct Kernel {
   std::string name;
   mb_kernel_run_fn run = nullptr;
   unsigned static_tg_bytes = 0;
+  bool uses_sync = true; // calls barriers or SIMD-group functions: fibers
 };
 
 // One dispatch, ready to run.
@@ -47,18 +50,24 @@ struct FaultInfo {
   bool in_thread;      // a simulated thread was running (else: scheduler code)
   bool stack_overflow; // the address is in the guard below a fiber's stack
   unsigned stack_kb;
+  const unsigned char *arena; // this group's threadgroup memory
+  unsigned arena_bytes;
 };
 bool current_fault_info(const void *addr, FaultInfo *out);
 
 // The services kernel code calls (barrier, SIMD collectives, arena).
-const mb_rt *runtime_table();
+// `misaligned` reports through the runner's fault channel and never returns.
+using MisalignedFn = void (*)(const char *file, unsigned line, unsigned column, const char *type,
+                              unsigned alignment, const void *address, unsigned access);
+const mb_rt *runtime_table(MisalignedFn misaligned);
 
 class Worker;
 
 class Executor {
 public:
-  // `workers` OS threads run groups (the calling thread is one of them);
-  // thread_init runs first on each helper thread (e.g. sigaltstack).
+  // `workers` OS threads run groups (the calling thread is one of them),
+  // all started here (before any sandbox); thread_init runs first on each
+  // helper thread (e.g. sigaltstack).
   Executor(unsigned workers, size_t stack_bytes, void (*thread_init)());
   ~Executor();
   Executor(const Executor &) = delete;
@@ -82,6 +91,8 @@ private:
   const DispatchJob *job_ = nullptr;
   unsigned long generation_ = 0;
   unsigned busy_ = 0;
+  unsigned active_helpers_ = 0; // helpers taking part in the current job
+  size_t started_ = 0;          // helpers past their start-up
   bool quit_ = false;
   std::atomic<unsigned long> next_group_{0};
   unsigned long total_groups_ = 0;

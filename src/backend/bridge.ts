@@ -100,10 +100,32 @@ export interface RunTimes {
   deviceNs: Float64Array;
 }
 
+/**
+ * Nonblocking calls (compile, run, capture) still executing on Deno's
+ * worker threads. Unloading the library under one of them would crash the
+ * process, so closing waits for them.
+ */
+class InFlight {
+  readonly #calls = new Set<Promise<unknown>>();
+  track<T>(call: Promise<T>): Promise<T> {
+    this.#calls.add(call);
+    const forget = () => this.#calls.delete(call);
+    call.then(forget, forget);
+    return call;
+  }
+  async settled(): Promise<void> {
+    while (this.#calls.size) await Promise.allSettled([...this.#calls]);
+  }
+  get busy(): boolean {
+    return this.#calls.size > 0;
+  }
+}
+
 /** An open bridge library and its device. */
 export class Bridge {
   readonly #lib: Lib;
   readonly #device: Deno.PointerObject;
+  readonly #calls = new InFlight();
   #closed = false;
 
   private constructor(lib: Lib, device: Deno.PointerObject) {
@@ -169,7 +191,7 @@ export class Bridge {
   ): Promise<Pipeline> {
     const err = new Uint8Array(ERR_CAP);
     const out = outPointer();
-    const status = await this.symbols.mb_pipeline_compile(
+    const status = await this.#calls.track(this.symbols.mb_pipeline_compile(
       this.#device,
       cstr(source),
       cstr(fn),
@@ -177,7 +199,7 @@ export class Bridge {
       new Uint8Array(out.buffer),
       err,
       BigInt(ERR_CAP),
-    );
+    ));
     check(status, err, `compiling ${fn}`);
     return new Pipeline(this.#lib, pointerFrom(out, "mb_pipeline_compile"), fn);
   }
@@ -207,14 +229,22 @@ export class Bridge {
       err,
       "creating a command",
     );
-    return new Command(this.#lib, pointerFrom(out, "mb_command_new"));
+    return new Command(this.#lib, pointerFrom(out, "mb_command_new"), this.#calls);
   }
 
+  /**
+   * Close the device and unload the library; with a call still executing
+   * (a kernel running, say, when Ctrl-C arrives) that happens once it returns.
+   */
   close() {
     if (this.#closed) return;
     this.#closed = true;
-    this.symbols.mb_device_close(this.#device);
-    this.#lib.close();
+    const release = () => {
+      this.symbols.mb_device_close(this.#device);
+      this.#lib.close();
+    };
+    if (this.#calls.busy) this.#calls.settled().then(release);
+    else release();
   }
 
   [Symbol.dispose]() {
@@ -308,6 +338,9 @@ export class DeviceBuffer extends Handle {
 export type DispatchMode = "threads" | "threadgroups";
 
 export class Command extends Handle {
+  constructor(lib: Lib, pointer: Deno.PointerObject, private readonly calls: InFlight) {
+    super(lib, pointer);
+  }
   #call(fn: (err: Uint8Array<ArrayBuffer>) => number, what: string) {
     const err = new Uint8Array(ERR_CAP);
     check(fn(err), err, what);
@@ -386,7 +419,7 @@ export class Command extends Handle {
     const wallNs = new Float64Array(samples);
     const deviceNs = new Float64Array(samples);
     const err = new Uint8Array(ERR_CAP);
-    const status = await this.lib.symbols.mb_command_run(
+    const status = await this.calls.track(this.lib.symbols.mb_command_run(
       this.pointer,
       samples,
       batch,
@@ -394,18 +427,18 @@ export class Command extends Handle {
       new Uint8Array(deviceNs.buffer),
       err,
       BigInt(ERR_CAP),
-    );
+    ));
     check(status, err, "run");
     return { wallNs, deviceNs };
   }
   async capture(tracePath: string) {
     const err = new Uint8Array(ERR_CAP);
-    const status = await this.lib.symbols.mb_command_capture(
+    const status = await this.calls.track(this.lib.symbols.mb_command_capture(
       this.pointer,
       cstr(tracePath),
       err,
       BigInt(ERR_CAP),
-    );
+    ));
     check(status, err, "capture");
   }
   protected release() {

@@ -4,7 +4,7 @@
  */
 import { BridgeError, type Command, type DeviceBuffer, type Pipeline } from "../backend/bridge.ts";
 import type { Backend } from "../backend/select.ts";
-import type { ResolvedTensor, SizedProblem } from "../registry/problem.ts";
+import type { ResolvedDispatch, ResolvedTensor, SizedProblem } from "../registry/problem.ts";
 import type { KernelSource } from "../registry/load.ts";
 import type { ScalarDtype } from "../registry/schema.ts";
 import { basename, dirname } from "node:path";
@@ -27,6 +27,17 @@ function scalarBytes(dtype: ScalarDtype, value: number): Uint8Array<ArrayBuffer>
     case "float16":
       return new Uint8Array(Float16Array.of(value).buffer);
   }
+}
+
+/** The bridge's function_constants option: "name=value,...". */
+export function constantsOption(constants: Record<string, number | boolean>): string {
+  return Object.entries(constants).map(([k, v]) => `${k}=${v}`).join(",");
+}
+
+/** One pipeline per function and set of function constants: "k" or "k [scale=2]". */
+function pipelineKey(d: ResolvedDispatch): string {
+  const c = constantsOption(d.constants);
+  return c ? `${d.function} [${c}]` : d.function;
 }
 
 /** 0xFF bytes: NaN in every float dtype, so unwritten outputs never pass. */
@@ -57,15 +68,17 @@ export async function prepareKernel(
   const started = performance.now();
   try {
     for (const d of problem.dispatches) {
-      if (pipelines.has(d.function)) continue;
+      const key = pipelineKey(d);
+      if (pipelines.has(key)) continue;
       try {
         pipelines.set(
-          d.function,
+          key,
           await backend.bridge.compile(source.text, d.function, {
             source_name: basename(source.path),
             include_dir: dirname(source.path),
             // Only Metal can load an offline library; the simulator compiles the source.
             metallib: backend.kind === "metal" ? source.metallib ?? undefined : undefined,
+            function_constants: constantsOption(d.constants) || undefined,
           }),
         );
       } catch (e) {
@@ -83,7 +96,7 @@ export async function prepareKernel(
     const command = backend.bridge.command();
     try {
       for (const d of problem.dispatches) {
-        const pipeline = pipelines.get(d.function)!;
+        const pipeline = pipelines.get(pipelineKey(d))!;
         const max = pipeline.facts().maxTotalThreadsPerThreadgroup;
         const threads = d.threadgroup[0] * d.threadgroup[1] * d.threadgroup[2];
         if (threads > max) {

@@ -33,6 +33,8 @@ export interface ResolvedDispatch {
   grid: [number, number, number];
   threadgroup: [number, number, number];
   mode: "threads" | "threadgroups";
+  /** Function constants, by name or index. */
+  constants: Record<string, number | boolean>;
 }
 
 export interface Tolerances {
@@ -155,7 +157,12 @@ export function sizeProblem(
         );
       }
       if (grid.some((g) => g === 0)) throw new ProblemError(`${where}: empty grid ${grid}`);
-      return { ...d, scalars, threadgroupMemory, grid, threadgroup };
+      const constants = Object.fromEntries(
+        Object.entries(d.constants).map((
+          [k, v],
+        ) => [k, typeof v === "boolean" ? v : evaluate(v, env)]),
+      );
+      return { ...d, scalars, threadgroupMemory, grid, threadgroup, constants };
     });
     for (const t of [...outputs, ...intermediates]) {
       if (!written.has(t.name)) {

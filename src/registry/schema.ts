@@ -68,6 +68,15 @@ export const ThreadgroupMemory = z.object({ index: z.number().int().min(0).max(3
 
 const Extent = z.array(Dim).min(1).max(3);
 
+/**
+ * Metal function constants of a dispatch's kernel, by name or index:
+ * booleans, or numbers (size expressions allowed, e.g. "eps").
+ */
+export const FunctionConstants = z.record(
+  z.string().regex(/^([A-Za-z_][A-Za-z0-9_]*|\d+)$/, "must be a constant's name or index"),
+  z.union([z.boolean(), Value]),
+).default({});
+
 export const Dispatch = z.object({
   function: Name,
   buffers: z.array(BufferBinding),
@@ -75,6 +84,7 @@ export const Dispatch = z.object({
   threadgroupMemory: z.array(ThreadgroupMemory).default([]),
   grid: Extent,
   threadgroup: Extent,
+  constants: FunctionConstants,
   /**
    * threads: grid counts threads (dispatchThreads; edge groups may be
    * partial). threadgroups: grid counts threadgroups (dispatchThreadgroups).
@@ -145,6 +155,7 @@ export const ElementwiseEntry = z.object({
   vector: z.number().int().positive().default(4),
   threadgroup: z.number().int().positive().default(256),
   flopsPerElement: z.number().nonnegative().default(1),
+  constants: FunctionConstants,
 });
 export type ElementwiseEntry = z.infer<typeof ElementwiseEntry>;
 
@@ -165,6 +176,7 @@ export const RowwiseEntry = z.object({
   sizes: Sizes.default({ bench: { R: 1024, C: 1024 }, test: { R: 8, C: 1000 } }),
   threadgroup: z.number().int().positive().default(256),
   flopsPerElement: z.number().nonnegative().default(1),
+  constants: FunctionConstants,
 });
 export type RowwiseEntry = z.infer<typeof RowwiseEntry>;
 
@@ -182,6 +194,7 @@ export const MatmulEntry = z.object({
   tileM: z.number().int().positive().default(64),
   tileN: z.number().int().positive().default(64),
   threads: z.number().int().positive().default(256),
+  constants: FunctionConstants,
 });
 export type MatmulEntry = z.infer<typeof MatmulEntry>;
 

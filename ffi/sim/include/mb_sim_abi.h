@@ -3,23 +3,32 @@
  * MSL plus a generated entry file) and the simulator runner that loads it.
  * Plain C so that both sides agree on layout; bump MB_SIM_RT_ABI on any
  * change (it is part of the kernel cache key).
+ *
+ * Loading a kernel.so runs none of its code: the runner reads the constant
+ * `mb_kernel_info_v` and writes its services into the kernel's data, so the
+ * only kernel code that ever runs is mb_kernel_run, inside the sandbox.
  */
 #ifndef MB_SIM_ABI_H
 #define MB_SIM_ABI_H
 
-#define MB_SIM_RT_ABI 1
+#define MB_SIM_RT_ABI 2
 #define MB_SIM_MAX_BINDINGS 31 /* [[buffer(0..30)]], [[threadgroup(0..30)]] */
 #define MB_SIM_SIMD_WIDTH 32
 #define MB_SIM_MAX_THREADS 1024
 #define MB_SIM_MAX_TG_VARS 64
 #define MB_SIM_SLOT_BYTES 32 /* largest value a SIMD collective moves (ulong4) */
 
-/* Parameter kinds, as the shim's attribute macros annotate them. */
+/* Annotations (clang::annotate("mb", kind, value)) that the shim's attribute
+ * macros put on declarations, read back from clang's AST dump. */
 #define MB_PARAM_BUFFER 1
 #define MB_PARAM_THREADGROUP 2
 #define MB_PARAM_ATTR 3
 #define MB_MARK_THREADGROUP 4 /* `threadgroup` address space on a declaration */
 #define MB_PARAM_UNSUPPORTED 5
+#define MB_MARK_MAX_THREADS 6       /* [[max_total_threads_per_threadgroup(n)]] */
+#define MB_MARK_HOST_NAME 7         /* template [[host_name("name")]] */
+#define MB_MARK_FUNCTION_CONSTANT 8 /* [[function_constant(n)]] */
+#define MB_MARK_KERNEL 9            /* `kernel` / [[kernel]] */
 
 /* Thread-position attributes (MB_PARAM_ATTR). */
 #define MB_ATTR_THREAD_POSITION_IN_GRID 1
@@ -70,16 +79,28 @@ struct mb_simd_slot {
   MB_SIM_ALIGN16 unsigned char out[MB_SIM_SLOT_BYTES];
 };
 
+/* What kind of access a misaligned-access report is about. */
+#define MB_ACCESS_LOAD 0
+#define MB_ACCESS_STORE 1
+
 /* Services the runner offers to kernel code (function table, no linking). */
 typedef struct mb_rt {
   unsigned abi;
   /* Base of the running threadgroup's memory (static vars, then
    * [[threadgroup(n)]] allocations). */
   unsigned char *(*threadgroup_arena)(void);
-  /* threadgroup_barrier: returns when every thread of the group arrived. */
-  void (*barrier)(unsigned mem_flags);
+  /* threadgroup_barrier: returns when every thread of the group arrived at
+   * this barrier (the call site tells barriers apart). */
+  void (*barrier)(unsigned mem_flags, const char *file, unsigned line, unsigned column);
   /* A SIMD-group collective: returns when slot->out holds the result. */
   void (*simd)(mb_simd_slot *slot);
+  /* A load or store through a pointer not aligned for its type: reports the
+   * fault and never returns. */
+  void (*misaligned)(const char *file, unsigned line, unsigned column, const char *type,
+                     unsigned alignment, const void *address, unsigned access);
+  /* thread_index_in_threadgroup of the calling thread (simdgroup_matrix
+   * functions need the caller's lane). */
+  unsigned (*thread_index)(void);
 } mb_rt;
 
 typedef struct mb_dispatch {
@@ -100,7 +121,19 @@ typedef struct mb_group {
 typedef struct mb_thread {
   unsigned position[3]; /* thread_position_in_threadgroup */
   unsigned index;       /* thread_index_in_threadgroup */
+  unsigned done;        /* set by mb_kernel_run when the thread returned */
 } mb_thread;
+
+/* The threads of one group that mb_kernel_run starts, one after another:
+ * threads[order[next]], next < count (order NULL: index order). A thread
+ * that blocks at a barrier or SIMD-group function leaves the loop parked on
+ * its fiber; the scheduler runs the rest from another one. */
+typedef struct mb_cursor {
+  unsigned next, count;
+  const unsigned short *order;
+  mb_thread *threads;
+  mb_thread *current; /* the simulated thread running now */
+} mb_cursor;
 
 /* One kernel parameter's binding. */
 typedef struct mb_param {
@@ -110,20 +143,30 @@ typedef struct mb_param {
   const char *name;     /* the parameter's name in the source */
 } mb_param;
 
+/* A kernel-scope threadgroup variable (a section of kernel.so lists them). */
+typedef struct mb_tg_entry {
+  unsigned id, size, align;
+} mb_tg_entry;
+
 typedef struct mb_kernel_info {
   unsigned abi;
   unsigned n_params;
   const mb_param *params;
-  unsigned static_threadgroup_bytes;
   unsigned max_total_threads; /* [[max_total_threads_per_threadgroup(n)]], 0 if absent */
+  unsigned reserved;
+  const mb_tg_entry *tg_begin, *tg_end;
+  /* Non-empty when the kernel may call a barrier or a SIMD-group function;
+   * otherwise its threads run as a plain loop, without fibers. */
+  const char *sync_begin, *sync_end;
+  const mb_rt **rt;     /* the runner stores its services here */
+  unsigned *tg_offsets; /* ...and each threadgroup variable's arena offset */
 } mb_kernel_info;
 
 /* Exported by kernel.so (generated entry file):
- *   int  mb_kernel_init(const mb_rt *rt, mb_kernel_info *out);  0 on success
- *   void mb_kernel_run(const mb_dispatch *, const mb_group *, const mb_thread *);
+ *   const mb_kernel_info mb_kernel_info_v;
+ *   void mb_kernel_run(const mb_dispatch *, const mb_group *, mb_cursor *);
  */
-typedef int (*mb_kernel_init_fn)(const mb_rt *rt, mb_kernel_info *out);
-typedef void (*mb_kernel_run_fn)(const mb_dispatch *, const mb_group *, const mb_thread *);
+typedef void (*mb_kernel_run_fn)(const mb_dispatch *, const mb_group *, mb_cursor *);
 
 #ifdef __cplusplus
 }

@@ -6,6 +6,48 @@
 
 #include "metal_stdlib"
 
+// The runner's services and the threadgroup variables' offsets, written by
+// the runner when it loads kernel.so (see mb_kernel_info).
+extern "C" {
+const mb_rt *mb_kernel_rt = nullptr;
+unsigned mb_kernel_tg_offsets[MB_SIM_MAX_TG_VARS];
+// Bounds of the sections the shim fills (null when a section is empty).
+extern const mb_tg_entry __start_mb_tg[] __attribute__((weak, visibility("hidden")));
+extern const mb_tg_entry __stop_mb_tg[] __attribute__((weak, visibility("hidden")));
+extern const char __start_mb_sync[] __attribute__((weak, visibility("hidden")));
+extern const char __stop_mb_sync[] __attribute__((weak, visibility("hidden")));
+
+// -fsanitize=alignment reports a misaligned load or store here (clang's
+// UBSan data layout), and the runner turns it into a fault report.
+struct __mb_ubsan_loc {
+  const char *file;
+  unsigned line, column;
+};
+struct __mb_ubsan_type {
+  unsigned short kind, info;
+  char name[1];
+};
+struct __mb_ubsan_mismatch {
+  __mb_ubsan_loc loc;
+  const __mb_ubsan_type *type;
+  unsigned char log_alignment, check_kind;
+};
+__attribute__((visibility("hidden"), noreturn)) void
+__ubsan_handle_type_mismatch_v1_abort(const __mb_ubsan_mismatch *m, const void *address) {
+  mb_kernel_rt->misaligned(m->loc.file, m->loc.line, m->loc.column, m->type->name,
+                           1u << m->log_alignment, address,
+                           m->check_kind == 1 ? MB_ACCESS_STORE : MB_ACCESS_LOAD);
+  __builtin_trap();
+}
+__attribute__((visibility("hidden"), noreturn)) void
+__ubsan_handle_alignment_assumption_abort(const __mb_ubsan_loc *loc, const void *address,
+                                          unsigned long alignment, unsigned long) {
+  mb_kernel_rt->misaligned(loc->file, loc->line, loc->column, "an assume_aligned pointer",
+                           (unsigned)alignment, address, MB_ACCESS_LOAD);
+  __builtin_trap();
+}
+}
+
 namespace __mb {
 template <unsigned I, class... A> struct type_at;
 template <class H, class... A> struct type_at<0, H, A...> {
@@ -72,11 +114,8 @@ __MB_INL metal::vec<uint, 3> position(const mb_dispatch *d, const mb_group *g, c
   else if constexpr (ID == MB_ATTR_DISPATCH_THREADS_PER_THREADGROUP)
     return v3(d->group_threads);
   else if constexpr (ID == MB_ATTR_DISPATCH_SIMDGROUPS_PER_THREADGROUP)
-    return u3{(d->group_threads[0] * d->group_threads[1] *
-                   d->group_threads[2] +
-               w - 1) /
-                  w,
-              0, 0};
+    return u3{(d->group_threads[0] * d->group_threads[1] * d->group_threads[2] + w - 1) / w, 0,
+              0};
   else if constexpr (ID == MB_ATTR_THREAD_INDEX_IN_QUADGROUP) return u3{t->index % 4, 0, 0};
   else if constexpr (ID == MB_ATTR_QUADGROUP_INDEX_IN_THREADGROUP) return u3{t->index / 4, 0, 0};
   else if constexpr (ID == MB_ATTR_QUADGROUPS_PER_THREADGROUP)
@@ -96,16 +135,16 @@ template <class T> __MB_INL T bind_position(metal::vec<uint, 3> v) {
   }
 }
 
-// Lays out the threadgroup variables registered while kernel.so loaded.
-inline unsigned layout_threadgroup_vars() {
-  unsigned off = 0;
-  for (unsigned i = 0; i < tg.count; ++i) {
-    unsigned a = tg.align[i] < 16 ? 16 : tg.align[i];
-    off = (off + a - 1) / a * a;
-    tg.offset[i] = off;
-    off += tg.size[i];
+// The kernel's threads, one after another (see mb_cursor). Kernel code is
+// inlined here, so a barrier-free kernel is one loop.
+template <class Call> __MB_INL void run_threads(mb_cursor *c, Call call) {
+  while (c->next < c->count) {
+    unsigned k = c->next++;
+    mb_thread *t = c->threads + (c->order ? c->order[k] : k);
+    c->current = t;
+    call(t);
+    t->done = 1;
   }
-  return (off + 15) / 16 * 16;
 }
 } // namespace __mb
 

@@ -68,12 +68,13 @@ template <class T, class F> __MB_INL T map3(T a, T b, T c, F f) {
 }
 template <class A, class B, class C>
 using arith3_t = arith2_t<arith2_t<A, B>, C>;
-// A mask vector (MSL boolN) of the same width as T; true is all ones.
-template <class T> using mask_t = typename cond<is_vec<T>, metal::vec<int, vt<T>::N>, bool>::type;
+// MSL boolN of the same width as T (0/1 per component), or bool.
+template <class T>
+using mask_t = typename cond<is_vec<T>, metal::vec<signed char, vt<T>::N>, bool>::type;
 template <class T, class F> __MB_INL mask_t<T> test1(T x, F f) {
   if constexpr (is_vec<T>) {
     mask_t<T> r{};
-    for (int i = 0; i < vt<T>::N; ++i) r[i] = f((float)x[i]) ? -1 : 0;
+    for (int i = 0; i < vt<T>::N; ++i) r[i] = f((float)x[i]) ? 1 : 0;
     return r;
   } else {
     return f((float)x);
@@ -106,8 +107,13 @@ template <class E> __MB_INL E reverse_bits1(E v) {
   return (E)r;
 }
 template <class E> __MB_INL E absdiff1(E x, E y) { return x > y ? (E)(x - y) : (E)(y - x); }
-template <class E> __MB_INL E addsat1(E x, E y) { return __builtin_elementwise_add_sat(x, y); }
-template <class E> __MB_INL E subsat1(E x, E y) { return __builtin_elementwise_sub_sat(x, y); }
+template <class E> __MB_INL E sat1(__int128 v) {
+  __int128 lo = (__int128)(E)(is_signed_int<E> ? (E)1 << (nbits<E> - 1) : 0);
+  __int128 hi = is_signed_int<E> ? -(lo + 1) : (__int128)(E)~(E)0;
+  return (E)(v < lo ? lo : v > hi ? hi : v);
+}
+template <class E> __MB_INL E addsat1(E x, E y) { return sat1<E>((__int128)x + (__int128)y); }
+template <class E> __MB_INL E subsat1(E x, E y) { return sat1<E>((__int128)x - (__int128)y); }
 template <class E> __MB_INL E hadd1(E x, E y) { return (E)(((__int128)x + (__int128)y) >> 1); }
 template <class E> __MB_INL E rhadd1(E x, E y) { return (E)(((__int128)x + (__int128)y + 1) >> 1); }
 template <class E> __MB_INL E mulhi1(E x, E y) {
@@ -342,6 +348,72 @@ __MB_INL R select(A a, B b, C c) {
   }
 }
 
+// c ? a : b with a vector condition (the compile step's rewrite): per
+// component, as MSL's select (clang's own vector ?: tests the sign bit).
+template <class C, class A, class B> __MB_INL auto vsel(C c, A a, B b) {
+  return select(b, a, c);
+}
+template <class A, class B, class R = __mb::arith2_t<A, B>, __mb::req<__mb::is_fp<R>> = 0>
+__MB_INL __mb::mask_t<R> isordered(A a, B b) {
+  return __mb::bvec(((R)a == (R)a) && ((R)b == (R)b));
+}
+template <class A, class B, class R = __mb::arith2_t<A, B>, __mb::req<__mb::is_fp<R>> = 0>
+__MB_INL __mb::mask_t<R> isunordered(A a, B b) {
+  return __mb::bvec(!(((R)a == (R)a) && ((R)b == (R)b)));
+}
+template <class T, __mb::req<__mb::is_fp<T> && __mb::is_vec<T>> = 0>
+__MB_INL T faceforward(T n, T i, T nref) {
+  return dot(nref, i) < (__mb::elem<T>)0 ? n : -n;
+}
+template <class T, __mb::req<__mb::is_fp<T> && __mb::is_vec<T>> = 0>
+__MB_INL T refract(T i, T n, __mb::elem<T> eta) {
+  float d = (float)dot(n, i), e = (float)eta, k = 1.0f - e * e * (1.0f - d * d);
+  if (k < 0.0f) return T(0);
+  return i * eta - n * (__mb::elem<T>)(e * d + __builtin_sqrtf(k));
+}
+template <class T, __mb::req<__mb::is_int<T>> = 0>
+__MB_INL T extract_bits(T x, uint offset, uint bits) {
+  return __mb::map1(x, [=](__mb::elem<T> v) -> __mb::elem<T> {
+    using E = __mb::elem<T>;
+    if (bits == 0) return 0;
+    constexpr int n = __mb::nbits<E>;
+    unsigned long long u = __mb::ubits(v) >> offset;
+    unsigned long long m = bits >= 64 ? ~0ull : (1ull << bits) - 1;
+    u &= m;
+    if (__mb::is_signed_int<E> && bits < (unsigned)n && ((u >> (bits - 1)) & 1)) u |= ~m;
+    return (E)u;
+  });
+}
+template <class T, __mb::req<__mb::is_int<T>> = 0>
+__MB_INL T insert_bits(T base, T ins, uint offset, uint bits) {
+  return __mb::map2(base, ins, [=](__mb::elem<T> b, __mb::elem<T> v) -> __mb::elem<T> {
+    using E = __mb::elem<T>;
+    unsigned long long m = (bits >= 64 ? ~0ull : (1ull << bits) - 1) << offset;
+    return (E)((__mb::ubits(b) & ~m) | ((__mb::ubits(v) << offset) & m));
+  });
+}
+template <class T, __mb::req<__mb::is_int<T>> = 0> __MB_INL T mul24(T x, T y) {
+  return __mb::map2(x, y, [](auto a, auto b) {
+    using E = decltype(a);
+    if constexpr (__mb::is_signed_int<E>) return (E)(((int)(a << 8) >> 8) * ((int)(b << 8) >> 8));
+    else return (E)((a & 0xffffffu) * (b & 0xffffffu));
+  });
+}
+template <class T, __mb::req<__mb::is_int<T>> = 0> __MB_INL T mad24(T x, T y, T z) {
+  return mul24(x, y) + z;
+}
+template <class T, __mb::req<__mb::is_int<T>> = 0> __MB_INL T madhi(T a, T b, T c) {
+  return mulhi(a, b) + c;
+}
+template <class T, __mb::req<__mb::is_int<T>> = 0> __MB_INL T madsat(T a, T b, T c) {
+  return __mb::map3(a, b, c, [](auto x, auto y, auto z) {
+    using E = decltype(x);
+    __int128 r = (__int128)x * (__int128)y + (__int128)z;
+    __int128 lo = (__int128)metal::numeric_limits<E>::min(), hi = (__int128)metal::numeric_limits<E>::max();
+    return (E)(r < lo ? lo : r > hi ? hi : r);
+  });
+}
+
 // frexp, ldexp, modf, sincos, ilogb (scalar and vector).
 template <class T, __mb::req<__mb::is_fp<T>> = 0> __MB_INL T modf(T x, thread T &ip) {
   T i = trunc(x);
@@ -382,6 +454,15 @@ __MB_INL T frexp(T x, thread I &e) {
     T r = (T)__builtin_frexpf((float)x, &k);
     e = k;
     return r;
+  }
+}
+template <class T, __mb::req<__mb::is_fp<T>> = 0> __MB_INL auto ilogb(T x) {
+  if constexpr (__mb::is_vec<T>) {
+    metal::vec<int, __mb::vt<T>::N> r{};
+    for (int i = 0; i < __mb::vt<T>::N; ++i) r[i] = __builtin_ilogbf((float)x[i]);
+    return r;
+  } else {
+    return __builtin_ilogbf((float)x);
   }
 }
 } // namespace __math

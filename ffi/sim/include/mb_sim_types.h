@@ -10,7 +10,7 @@
 // that clang's AST dump shows which kernel-scope declarations the compile
 // step must move into the threadgroup's shared arena. `constant` is `const`,
 // so writes through a constant pointer fail to compile, as in MSL.
-#define kernel
+#define kernel __attribute__((annotate("mb", MB_MARK_KERNEL)))
 #define device
 #define thread
 #define constant const
@@ -20,13 +20,17 @@
 // The compile step maps each MSL attribute name to __mb_a_<name> (by -D
 // options, or by renaming it inside [[...]] where the source also uses the
 // name otherwise). Each binding becomes clang::annotate("mb", kind, value),
-// which the AST dump reports on the parameter. [[kernel]] becomes [[]].
+// which the AST dump reports on the parameter; `kernel` and [[kernel]] mark
+// the function.
 #define __mb_a_buffer(n) clang::annotate("mb", MB_PARAM_BUFFER, n)
 #define __mb_a_threadgroup(n) clang::annotate("mb", MB_PARAM_THREADGROUP, n)
 #define __mb_a_texture(n) clang::annotate("mb", MB_PARAM_UNSUPPORTED, 1)
 #define __mb_a_sampler(n) clang::annotate("mb", MB_PARAM_UNSUPPORTED, 2)
 #define __mb_a_stage_in clang::annotate("mb", MB_PARAM_UNSUPPORTED, 3)
-#define __mb_a_max_total_threads_per_threadgroup(n) clang::annotate("mb", 6, n)
+#define __mb_a_max_total_threads_per_threadgroup(n) clang::annotate("mb", MB_MARK_MAX_THREADS, n)
+#define __mb_a_host_name(n) clang::annotate("mb", MB_MARK_HOST_NAME, n)
+#define __mb_a_function_constant(n) clang::annotate("mb", MB_MARK_FUNCTION_CONSTANT, n)
+#define __mb_a_kernel clang::annotate("mb", MB_MARK_KERNEL)
 #define __MB_ATTR(id) clang::annotate("mb", MB_PARAM_ATTR, id)
 #define __mb_a_thread_position_in_grid __MB_ATTR(MB_ATTR_THREAD_POSITION_IN_GRID)
 #define __mb_a_thread_position_in_threadgroup __MB_ATTR(MB_ATTR_THREAD_POSITION_IN_THREADGROUP)
@@ -59,6 +63,7 @@ typedef __SIZE_TYPE__ size_t;
 typedef __PTRDIFF_TYPE__ ptrdiff_t;
 typedef __INTPTR_TYPE__ intptr_t;
 typedef __UINTPTR_TYPE__ uintptr_t;
+#define offsetof(type, member) __builtin_offsetof(type, member)
 typedef signed char int8_t;
 typedef unsigned char uint8_t;
 typedef short int16_t;
@@ -69,8 +74,10 @@ typedef long int64_t;
 typedef unsigned long uint64_t;
 
 // ---- vector types (clang ext_vector_type: swizzles, element access) ------
-// Limitation: boolN is intN here (clang's comparisons of vectors yield
-// integer masks, and bool ext-vectors have no swizzles).
+// boolN holds 0/1 in one byte per component, as in MSL. clang's vector
+// comparisons yield -1 masks of the operands' width: the compile step wraps
+// every vector comparison and logical operator in __mb::bvec, which turns
+// the mask into a boolN (so uint4(a > b) is 1 where true, as in Metal).
 #define __MB_VEC(T, name)                                                                            \
   typedef T name##2 __attribute__((ext_vector_type(2)));                                            \
   typedef T name##3 __attribute__((ext_vector_type(3)));                                            \
@@ -86,7 +93,7 @@ __MB_VEC(ulong, ulong)
 __MB_VEC(half, half)
 __MB_VEC(float, float)
 __MB_VEC(bfloat, bfloat)
-__MB_VEC(int, bool)
+__MB_VEC(signed char, bool)
 #undef __MB_VEC
 
 namespace metal {
@@ -165,6 +172,32 @@ template <class A, class B> struct arith2<A, B, req<is_scalar<A> && is_vec<B>, v
   using type = B;
 };
 template <class A, class B> using arith2_t = typename arith2<clean<A>, clean<B>>::type;
+} // namespace __mb
+
+// ---- the compile step's rewrites --------------------------------------------
+namespace __mb {
+// A comparison or logical operator's result: a mask vector becomes boolN
+// (0/1 per component); a scalar stays as it is.
+template <class T> __attribute__((always_inline)) constexpr auto bvec(T x) {
+  if constexpr (is_vec<T>) {
+    using B = signed char __attribute__((ext_vector_type(vt<T>::N)));
+    return __builtin_convertvector(x != (elem<T>)0, B) & (B)1;
+  } else {
+    return x;
+  }
+}
+// A C-style cast (T)x: between vector types of different element types MSL
+// converts each component (clang would reinterpret the bits); every other
+// cast keeps its C++ meaning.
+template <class T, class U> __attribute__((always_inline)) constexpr T vcast(U &&x) {
+  using S = clean<U>;
+  if constexpr (is_vec<T> && is_vec<S> && !same<elem<T>, elem<S>>) {
+    static_assert(vt<T>::N == vt<S>::N, "a vector cast needs the same number of components");
+    return __builtin_convertvector(x, T);
+  } else {
+    return (T) static_cast<U &&>(x);
+  }
+}
 } // namespace __mb
 
 // ---- metal type traits (the commonly used part of metal_type_traits) ------

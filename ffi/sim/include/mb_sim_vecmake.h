@@ -6,7 +6,7 @@
 // the type. Included last: after this, the shim itself must not use them.
 #pragma once
 
-#include "mb_sim_types.h"
+#include "mb_sim_matrix.h"
 
 namespace __mb {
 template <class E, class A> __attribute__((always_inline)) inline void vput(E *out, int &n, A a) {
@@ -22,7 +22,7 @@ template <class V, class A> __attribute__((always_inline)) inline V vconvert(A a
 }
 } // namespace __mb
 
-template <class V, class... A> __attribute__((always_inline)) inline V __mb_vmake(A... a) {
+template <class V, class... A> __attribute__((always_inline)) inline V __mb_vmake_(A... a) {
   using E = __mb::elem<V>;
   constexpr int N = __mb::vt<V>::N;
   if constexpr (sizeof...(A) == 0) {
@@ -41,6 +41,10 @@ template <class V, class... A> __attribute__((always_inline)) inline V __mb_vmak
     for (int i = 0; i < N; ++i) r[i] = c[i];
     return r;
   }
+}
+// Packed vectors take part as their vector types (float4(packed_half4)).
+template <class V, class... A> __attribute__((always_inline)) inline V __mb_vmake(A... a) {
+  return __mb_vmake_<V>(__mb::unpack(a)...);
 }
 namespace metal {
 using ::__mb_vmake;
