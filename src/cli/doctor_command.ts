@@ -55,7 +55,9 @@ async function backendCheck(kind: BackendKind): Promise<Check[]> {
         name: `${kind} device`,
         ok,
         detail: ok
-          ? `${backend.info.name}; a probe kernel compiled and ran correctly`
+          ? `${backend.info.name}${
+            backend.info.sandbox ? ` (kernels sandboxed: ${backend.info.sandbox})` : ""
+          }; a probe kernel compiled and ran correctly`
           : "the probe kernel gave wrong values",
       });
       cmd.free();
