@@ -238,6 +238,52 @@ CompileResult fail(int status, std::string message, const std::string &tmp) {
 
 } // namespace
 
+// What running a compiler tells: its version, and whether compiler-rt's
+// builtins are installed (__bf16 arithmetic needs libclang-rt-<n>-dev).
+struct Probe {
+  int major = 0;
+  std::string version;
+  bool compiler_rt = false;
+};
+
+// Probing runs clang twice (~150 ms), so the answer is kept in the cache
+// folder under the compiler file's identity (path, inode, size, mtime): a
+// reinstalled or upgraded compiler is probed again.
+Probe probe_compiler(const std::string &path, const std::string &tmp, const std::string &cache) {
+  Probe p;
+  struct stat st;
+  std::string memo;
+  if (stat(path.c_str(), &st) == 0) {
+    Sha256 h;
+    h.field(path);
+    h.field(std::to_string(st.st_ino) + ":" + std::to_string(st.st_size) + ":" +
+            std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec));
+    memo = cache + "/compiler-" + h.hex().substr(0, 16);
+    std::string text;
+    char version[64] = {0};
+    int rt = 0;
+    // A memo without compiler-rt is probed again: the package may be installed since.
+    if (read_file(memo, &text) &&
+        std::sscanf(text.c_str(), "%d %63s %d", &p.major, version, &rt) == 3 && rt == 1) {
+      p.version = version;
+      p.compiler_rt = rt != 0;
+      return p;
+    }
+  }
+  if (!clang_version(path, tmp, &p.major, &p.version)) return Probe{};
+  std::string rt_path =
+      trim(command_output({path, "-rtlib=compiler-rt", "-print-libgcc-file-name"}, tmp));
+  p.compiler_rt = !rt_path.empty() && access(rt_path.c_str(), R_OK) == 0;
+  if (!memo.empty()) {
+    // Written whole and renamed: a concurrent reader sees the old answer or the new one.
+    std::string part = memo + "." + std::to_string(getpid()) + ".part";
+    std::string line = std::to_string(p.major) + " " + p.version + " " +
+                       (p.compiler_rt ? "1" : "0") + "\n";
+    if (write_file(part, line) && rename(part.c_str(), memo.c_str()) != 0) unlink(part.c_str());
+  }
+  return p;
+}
+
 bool setup_compiler(const std::string &requested, Compiler *out, std::string *err) {
   std::string tmp = out->cache_dir + "/tmp";
   if (!mkdirs(tmp)) {
@@ -283,11 +329,12 @@ bool setup_compiler(const std::string &requested, Compiler *out, std::string *er
                 "clang++-16", "clang++-15", "clang++"};
   for (const auto &n : names) {
     std::string path = find_on_path(n);
-    int major = 0;
-    std::string v;
-    if (path.empty() || !clang_version(path, tmp, &major, &v) || major < 15) continue;
+    if (path.empty()) continue;
+    Probe probe = probe_compiler(path, tmp, out->cache_dir);
+    if (probe.major < 15) continue;
     out->cxx = path;
-    out->version = v;
+    out->version = probe.version;
+    out->compiler_rt = probe.compiler_rt;
     break;
   }
   if (out->cxx.empty()) {
@@ -296,10 +343,6 @@ bool setup_compiler(const std::string &requested, Compiler *out, std::string *er
                              : "cxx=" + requested + " is not clang++ 15 or newer; " + kFixCompiler;
     return false;
   }
-  // __bf16 arithmetic needs compiler-rt's builtins (libclang-rt-<n>-dev).
-  std::string rt_path =
-      trim(command_output({out->cxx, "-rtlib=compiler-rt", "-print-libgcc-file-name"}, tmp));
-  out->compiler_rt = !rt_path.empty() && access(rt_path.c_str(), R_OK) == 0;
   found[requested] = *out;
   return true;
 }
