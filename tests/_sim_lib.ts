@@ -236,3 +236,20 @@ export async function failure(p: Promise<unknown>): Promise<BridgeError> {
   assert(e instanceof BridgeError, `expected a BridgeError, got ${e}`);
   return e;
 }
+
+/** After a failure, the same device still runs a good kernel (relu) correctly. */
+export async function assertDeviceStillWorks(sim: Bridge): Promise<void> {
+  const out = await runKernel(
+    sim,
+    fixture("relu.metal"),
+    "relu_f32",
+    [
+      { index: 0, data: new Float32Array([-1, 2, -3, 4]) },
+      { index: 1, length: 16 },
+      { index: 2, bytes: new Uint32Array([1]) },
+    ],
+    { grid: [1, 1, 1], group: [1, 1, 1] },
+    { source_name: "relu.metal" },
+  );
+  assertEquals(Array.from(f32(out.get(1))), [0, 2, 0, 4]);
+}

@@ -4,25 +4,21 @@
  * out of bounds (fault) — each an error naming the kernel, after which the
  * same device keeps working.
  */
-import { BridgeError } from "../src/backend/bridge.ts";
-import { assert, assertEquals, f32, fixture, openSim, runOnce, SIM_LIB } from "./_sim_lib.ts";
-import { Bridge } from "../src/backend/bridge.ts";
+import { Bridge, BridgeError } from "../src/backend/bridge.ts";
+import {
+  assert,
+  assertDeviceStillWorks,
+  assertEquals,
+  fixture,
+  openSim,
+  runOnce,
+  SIM_LIB,
+} from "./_sim_lib.ts";
 
 async function failure(p: Promise<unknown>): Promise<BridgeError> {
   const e = await p.then(() => undefined, (e) => e);
   assert(e instanceof BridgeError, `expected a BridgeError, got ${e}`);
   return e;
-}
-
-/** Relu on 4 floats: proves the device still runs kernels. */
-async function stillWorks(sim: Bridge) {
-  using p = await sim.compile(fixture("relu.metal"), "relu_f32", { source_name: "relu.metal" });
-  const out = await runOnce(sim, p, [
-    { index: 0, data: new Float32Array([-1, 2, -3, 4]) },
-    { index: 1, length: 16 },
-    { index: 2, bytes: new Uint32Array([1]) },
-  ], { grid: [1, 1, 1], group: [1, 1, 1] });
-  assertEquals(Array.from(f32(out.get(1))), [0, 2, 0, 4]);
 }
 
 Deno.test("sim: a compile error keeps the compiler's file:line text", async () => {
@@ -70,7 +66,7 @@ kernel void spin(device uint* flag [[buffer(0)]], uint i [[thread_position_in_gr
   assertEquals(e.status, "timeout");
   assertEquals(e.message, "kernel 'spin' did not finish within 1.5 s (an endless loop?); stopped");
   assert(took >= 1400 && took < 6000, `stopped after ${took} ms`);
-  await stillWorks(sim);
+  await assertDeviceStillWorks(sim);
   // and the spinning kernel itself, once its loop can end
   const out = await runOnce(sim, p, [{ index: 0, data: new Uint32Array([1, 0]) }], {
     grid: [64, 1, 1],
@@ -96,7 +92,7 @@ kernel void oob(device float* out [[buffer(0)]], uint gid [[thread_position_in_g
   assert(e.message.startsWith("kernel 'oob' faulted: SIGSEGV"), e.message);
   assert(/past the end of buffer\(0\) 'out', 256 bytes long/.test(e.message), e.message);
   assert(/in thread \(5,0,0\) of threadgroup \(1,0,0\)/.test(e.message), e.message);
-  await stillWorks(sim);
+  await assertDeviceStillWorks(sim);
 });
 
 Deno.test("sim: dispatch checks bindings; capture needs Metal", async () => {

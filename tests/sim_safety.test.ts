@@ -6,35 +6,18 @@
  * barriers), threads at different barriers. Each is an error naming the
  * kernel; the device keeps working.
  */
-import type { Bridge } from "../src/backend/bridge.ts";
 import {
   assert,
   assertClose,
+  assertDeviceStillWorks,
   assertEquals,
   f32,
   failure,
-  fixture,
   msl,
   openSim,
   random,
   runKernel,
 } from "./_sim_lib.ts";
-
-async function stillWorks(sim: Bridge) {
-  const out = await runKernel(
-    sim,
-    fixture("relu.metal"),
-    "relu_f32",
-    [
-      { index: 0, data: new Float32Array([-1, 2, -3, 4]) },
-      { index: 1, length: 16 },
-      { index: 2, bytes: new Uint32Array([1]) },
-    ],
-    { grid: [1, 1, 1], group: [1, 1, 1] },
-    { source_name: "relu.metal" },
-  );
-  assertEquals(Array.from(f32(out.get(1))), [0, 2, 0, 4]);
-}
 
 const WRITE = msl(`
 kernel void write_at(device float* out [[buffer(0)]], constant int& k [[buffer(1)]],
@@ -56,7 +39,7 @@ Deno.test("sim safety: a write one element past the end faults: buffer, offset, 
       .test(e.message),
     e.message,
   );
-  await stillWorks(sim);
+  await assertDeviceStillWorks(sim);
 });
 
 Deno.test("sim safety: small overruns and underruns within the last page are reported", async () => {
@@ -78,7 +61,7 @@ Deno.test("sim safety: small overruns and underruns within the last page are rep
     { index: 1, bytes: new Int32Array([-1]) },
   ], { grid: [4, 1, 1], group: [4, 1, 1] }));
   assert(/wrote 4 bytes before the start of buffer\(0\) 'out'/.test(e.message), e.message);
-  await stillWorks(sim);
+  await assertDeviceStillWorks(sim);
 });
 
 Deno.test("sim safety: a read far past the end faults, naming the buffer read", async () => {
@@ -98,7 +81,7 @@ kernel void gather(device const float* x [[buffer(0)]], device const uint* idx [
       .test(e.message),
     e.message,
   );
-  await stillWorks(sim);
+  await assertDeviceStillWorks(sim);
 });
 
 Deno.test("sim safety: past the end of threadgroup memory faults", async () => {
@@ -144,7 +127,7 @@ kernel void one(device const float* x [[buffer(0)]], device float* y [[buffer(1)
       e.message,
     );
   }
-  await stillWorks(sim);
+  await assertDeviceStillWorks(sim);
 });
 
 Deno.test("sim safety: a missing barrier shows (cumsum without its trailing barrier)", async () => {
@@ -195,5 +178,5 @@ kernel void two_barriers(device float* y [[buffer(0)]], uint tid [[thread_index_
       .test(e.message),
     e.message,
   );
-  await stillWorks(sim);
+  await assertDeviceStillWorks(sim);
 });

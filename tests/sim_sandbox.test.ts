@@ -8,33 +8,15 @@
  */
 import {
   assert,
+  assertDeviceStillWorks,
   assertEquals,
-  f32,
   failure,
-  fixture,
   msl,
   openSim,
   runKernel,
 } from "./_sim_lib.ts";
-import type { Bridge } from "../src/backend/bridge.ts";
 
 const ONE = { grid: [1, 1, 1], group: [1, 1, 1] } as const;
-
-async function stillWorks(sim: Bridge) {
-  const out = await runKernel(
-    sim,
-    fixture("relu.metal"),
-    "relu_f32",
-    [
-      { index: 0, data: new Float32Array([-1, 2, -3, 4]) },
-      { index: 1, length: 16 },
-      { index: 2, bytes: new Uint32Array([1]) },
-    ],
-    ONE,
-    { source_name: "relu.metal" },
-  );
-  assertEquals(Array.from(f32(out.get(1))), [0, 2, 0, 4]);
-}
 
 Deno.test("sim sandbox: includes reach only the shim and the kernel's folder", async () => {
   using sim = await openSim();
@@ -100,7 +82,7 @@ kernel void k(device int* r [[buffer(0)]]) { r[0] = 1; }`);
     /compiled kernel 'k' refused: it has constructors or destructors/.test(e.message),
     e.message,
   );
-  await stillWorks(sim);
+  await assertDeviceStillWorks(sim);
 });
 
 // Declarations a kernel can write itself: the C library is in the process.
@@ -173,7 +155,7 @@ Deno.test("sim sandbox: no files, processes, network or signals at run time", as
       `${fn}: ${e.message}`,
     );
     assert(/in thread \(0,0,0\) of threadgroup \(0,0,0\)$/.test(e.message), e.message);
-    await stillWorks(sim); // the next kernel on the same device runs
+    await assertDeviceStillWorks(sim); // the next kernel on the same device runs
   }
   assert(!(await Deno.stat(probe).then(() => true, () => false)), "no file was created");
 });

@@ -12,10 +12,9 @@ import assert from "node:assert/strict";
 import { loadRegistry, problemsInOrder } from "../src/registry/load.ts";
 import { workspaceAt } from "../src/registry/workspace.ts";
 import type { RunRecord } from "../src/store/schema.ts";
+import { metalbench } from "./_cli.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
-const CONFIG = new URL("../deno.json", import.meta.url).pathname;
 
 const names = problemsInOrder(loadRegistry(workspaceAt(ROOT))).map((p) => p.name);
 
@@ -30,37 +29,26 @@ let suite: Promise<SuiteRun> | undefined;
 /** The whole suite on the simulator, run once on first use. */
 function runSuite(): Promise<SuiteRun> {
   suite ??= (async () => {
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        "--quiet",
-        "--config",
-        CONFIG,
-        MAIN,
-        "--all",
-        "--workspace",
-        ROOT,
-        "--backend",
-        "sim",
-        "--size",
-        "test",
-        "--no-session",
-        "--json",
-        "--iters",
-        "2",
-        "--warmup",
-        "0",
-        "--trials",
-        "2",
-        "--batch",
-        "1",
-      ],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const stdout = new TextDecoder().decode(out.stdout);
-    const stderr = new TextDecoder().decode(out.stderr);
+    const out = await metalbench([
+      "--all",
+      "--workspace",
+      ROOT,
+      "--backend",
+      "sim",
+      "--size",
+      "test",
+      "--no-session",
+      "--json",
+      "--iters",
+      "2",
+      "--warmup",
+      "0",
+      "--trials",
+      "2",
+      "--batch",
+      "1",
+    ]);
+    const { stdout, stderr } = out;
     const runs = new Map<string, RunRecord>();
     if (stdout.trim()) {
       const parsed = JSON.parse(stdout) as { runs: RunRecord[] };

@@ -12,6 +12,7 @@
 #include "compile.h"
 #include "ipc.h"
 #include "mb_sim_abi.h"
+#include "process.h"
 
 #include <dlfcn.h>
 #include <fcntl.h>
@@ -193,13 +194,7 @@ struct Device {
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
     posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    sigset_t all, none;
-    sigfillset(&all);
-    sigemptyset(&none);
-    posix_spawnattr_setsigdefault(&attr, &all);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+    mbsim::clean_signal_attr(&attr);
     std::string w = std::to_string(workers), s = std::to_string(stack_kb);
     const char *argv[] = {runner_path.c_str(), "--workers", w.c_str(), "--stack-kb", s.c_str(),
                           "--sandbox", sandbox ? "1" : "0", nullptr};

@@ -17,6 +17,16 @@ extern char **environ;
 
 namespace mbsim {
 
+void clean_signal_attr(posix_spawnattr_t *attr) {
+  posix_spawnattr_init(attr);
+  sigset_t all, none;
+  sigfillset(&all);
+  sigemptyset(&none);
+  posix_spawnattr_setsigdefault(attr, &all);
+  posix_spawnattr_setsigmask(attr, &none);
+  posix_spawnattr_setflags(attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+}
+
 ProcessResult run_process(const std::vector<std::string> &argv, const std::string &cwd,
                           const std::string &stdout_path, const std::string &stderr_path,
                           int timeout_ms) {
@@ -31,15 +41,7 @@ ProcessResult run_process(const std::vector<std::string> &argv, const std::strin
   posix_spawn_file_actions_addopen(&fa, 2, stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
   if (!cwd.empty()) posix_spawn_file_actions_addchdir_np(&fa, cwd.c_str());
   posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  // The child starts with default signal dispositions and an empty mask,
-  // whatever the host process (Deno) has set.
-  sigset_t all, none;
-  sigfillset(&all);
-  sigemptyset(&none);
-  posix_spawnattr_setsigdefault(&attr, &all);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+  clean_signal_attr(&attr);
   pid_t pid;
   int rc = posix_spawn(&pid, args[0], &fa, &attr, args.data(), environ);
   posix_spawn_file_actions_destroy(&fa);

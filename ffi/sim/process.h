@@ -2,6 +2,8 @@
 // in a multi-threaded host), output to files, a time limit.
 #pragma once
 
+#include <spawn.h>
+
 #include <string>
 #include <vector>
 
@@ -13,6 +15,11 @@ struct ProcessResult {
   int exit_code = -1; // or -signal
   std::string error;  // why it did not start
 };
+
+// Spawn attributes for a child that starts with default signal dispositions
+// and an empty signal mask, whatever the host process (Deno) has set.
+// Destroy with posix_spawnattr_destroy.
+void clean_signal_attr(posix_spawnattr_t *attr);
 
 ProcessResult run_process(const std::vector<std::string> &argv, const std::string &cwd,
                           const std::string &stdout_path, const std::string &stderr_path,
