@@ -41,3 +41,39 @@ Deno.test("sim: a second compile of the same source comes from the cache", async
     await Deno.remove(cacheDir, { recursive: true });
   }
 });
+
+Deno.test("sim: only the headers a kernel includes count; the folder's other kernels do not", async () => {
+  const cacheDir = await Deno.makeTempDir({ prefix: "mb-sim-cache-" });
+  const folder = await Deno.makeTempDir({ prefix: "mb-kernels-" });
+  try {
+    const src = `#include <metal_stdlib>
+#include "scale.h"
+using namespace metal;
+kernel void k(device float* y [[buffer(0)]], uint i [[thread_position_in_grid]]) { y[i] = scaled(i); }
+`;
+    await Deno.writeTextFile(
+      `${folder}/scale.h`,
+      "inline float scaled(uint i) { return 2.0f * float(i); }\n",
+    );
+    // Another kernel of the folder that would be refused: it must not matter here.
+    await Deno.writeTextFile(`${folder}/other.metal`, '#include "/etc/passwd"\n');
+    const opts = { source_name: "k.metal", include_dir: folder };
+    using sim = await openSim({ cache_dir: cacheDir });
+    (await sim.compile(src, "k", opts)).free();
+    assertEquals(sim.info().compiler_runs, 2);
+    // Editing the unrelated kernel keeps this one's cache entry...
+    await Deno.writeTextFile(`${folder}/other.metal`, "// edited\n");
+    (await sim.compile(src, "k", opts)).free();
+    assertEquals(sim.info().compiler_runs, 2, "cache hit");
+    // ...editing its header does not.
+    await Deno.writeTextFile(
+      `${folder}/scale.h`,
+      "inline float scaled(uint i) { return 3.0f * float(i); }\n",
+    );
+    (await sim.compile(src, "k", opts)).free();
+    assertEquals(sim.info().compiler_runs, 4, "recompiled");
+  } finally {
+    await Deno.remove(cacheDir, { recursive: true });
+    await Deno.remove(folder, { recursive: true });
+  }
+});

@@ -356,11 +356,10 @@ CompileResult compile_kernel(const Compiler &c, const CompileRequest &req) {
   // Untrusted source: every include must stay within the kernel's folder.
   std::vector<UserFile> headers;
   std::string err;
-  if (!req.include_dir.empty() && !collect_user_files(req.include_dir, &headers, &err))
-    return fail(MB_E_COMPILE, err, "");
-  std::string bad = check_includes(req.source, name);
-  for (const UserFile &h : headers)
-    if (bad.empty()) bad = check_includes(h.text, h.path);
+  std::string bad = req.include_dir.empty()
+                        ? check_includes(req.source, name)
+                        : collect_included_files(req.include_dir, req.source, name, &headers, &err);
+  if (!err.empty()) return fail(MB_E_COMPILE, err, "");
   if (!bad.empty()) return fail(MB_E_COMPILE, "kernel '" + fn + "' did not compile:\n" + bad, "");
 
   std::vector<std::string> texts = {req.source};

@@ -14,36 +14,8 @@ namespace mbsim {
 
 namespace {
 
-constexpr int kMaxDepth = 4;
 constexpr size_t kMaxFiles = 500;
 constexpr off_t kMaxFileBytes = 1 << 20;
-
-bool walk(const std::string &root, const std::string &rel, int depth, std::vector<UserFile> *out,
-          std::string *err) {
-  std::string dir = rel.empty() ? root : root + "/" + rel;
-  DIR *d = opendir(dir.c_str());
-  if (!d) {
-    if (rel.empty()) *err = "cannot read the include folder " + root;
-    return !rel.empty();
-  }
-  std::vector<std::string> names;
-  while (dirent *e = readdir(d))
-    if (e->d_name[0] != '.') names.push_back(e->d_name);
-  closedir(d);
-  std::sort(names.begin(), names.end());
-  for (const std::string &n : names) {
-    std::string r = rel.empty() ? n : rel + "/" + n;
-    struct stat st;
-    if (lstat((root + "/" + r).c_str(), &st) != 0) continue;
-    if (S_ISDIR(st.st_mode) && depth < kMaxDepth) {
-      if (!walk(root, r, depth + 1, out, err)) return false;
-    } else if (S_ISREG(st.st_mode) && st.st_size <= kMaxFileBytes && out->size() < kMaxFiles) {
-      UserFile f{r, ""};
-      if (read_file(root + "/" + r, &f.text)) out->push_back(std::move(f));
-    }
-  }
-  return true;
-}
 
 // Why an include path may not be used, or nullptr.
 const char *bad_path(const std::string &p) {
@@ -63,7 +35,8 @@ const char *bad_path(const std::string &p) {
 
 class Scanner {
 public:
-  Scanner(const std::string &text, const std::string &label) : s_(text), label_(label) {}
+  Scanner(const std::string &text, const std::string &label, std::vector<std::string> *paths)
+      : s_(text), label_(label), paths_(paths) {}
 
   std::string run() {
     bool line_start = true;
@@ -190,6 +163,7 @@ private:
     }
     std::string path;
     for (++i_; i_ < s_.size() && s_[i_] != close && s_[i_] != '\n'; ++i_) path += s_[i_];
+    if (paths_) paths_->push_back(path);
     if (const char *why = bad_path(path))
       fail(what + " " + open + path + close + ": " + why +
            " (kernels can include only <metal_stdlib> and headers next to the kernel)");
@@ -200,6 +174,7 @@ private:
 
   const std::string &s_;
   const std::string &label_;
+  std::vector<std::string> *paths_;
   size_t i_ = 0;
   unsigned line_ = 1;
   std::string err_;
@@ -207,13 +182,48 @@ private:
 
 } // namespace
 
-bool collect_user_files(const std::string &dir, std::vector<UserFile> *out, std::string *err) {
-  out->clear();
-  return walk(dir, "", 0, out, err);
+std::string check_includes(const std::string &text, const std::string &label,
+                           std::vector<std::string> *paths) {
+  return Scanner(text, label, paths).run();
 }
 
-std::string check_includes(const std::string &text, const std::string &label) {
-  return Scanner(text, label).run();
+std::string collect_included_files(const std::string &dir, const std::string &source,
+                                   const std::string &label, std::vector<UserFile> *out,
+                                   std::string *err) {
+  out->clear();
+  struct stat st;
+  if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    *err = "cannot read the include folder " + dir;
+    return "";
+  }
+  std::vector<std::string> pending;
+  std::string bad = check_includes(source, label, &pending);
+  std::vector<std::string> seen;
+  while (bad.empty() && !pending.empty()) {
+    std::string path = pending.back();
+    pending.pop_back();
+    // Paths that failed the check never get here; the rest are plain and relative.
+    if (bad_path(path) || std::find(seen.begin(), seen.end(), path) != seen.end()) continue;
+    seen.push_back(path);
+    std::string full = dir + "/" + path;
+    if (lstat(full.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue; // a shim header
+    if (st.st_size > kMaxFileBytes || out->size() >= kMaxFiles) {
+      *err = "the headers included from " + dir + " are too many or too large";
+      return "";
+    }
+    UserFile f{path, ""};
+    if (!read_file(full, &f.text)) continue;
+    // A header's own quoted includes resolve next to it first, then from the folder.
+    std::vector<std::string> more;
+    bad = check_includes(f.text, path, &more);
+    std::string here = path.find('/') == std::string::npos ? "" : path.substr(0, path.rfind('/') + 1);
+    for (const std::string &m : more) {
+      if (!here.empty()) pending.push_back(here + m);
+      pending.push_back(m);
+    }
+    out->push_back(std::move(f));
+  }
+  return bad;
 }
 
 } // namespace mbsim

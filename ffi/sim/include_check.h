@@ -15,13 +15,19 @@ struct UserFile {
   std::string text;
 };
 
-// The regular files under `dir` (not following symlinks, skipping hidden
-// names; bounded depth, count and size). False with *err if unreadable.
-bool collect_user_files(const std::string &dir, std::vector<UserFile> *out, std::string *err);
-
 // "" if every #include / #include_next / #import / #embed / __has_include in
 // `text` names a plain relative path; otherwise "<label>:<line>: ..." saying
-// which one and why.
-std::string check_includes(const std::string &text, const std::string &label);
+// which one and why. The paths named are added to *paths when given.
+std::string check_includes(const std::string &text, const std::string &label,
+                           std::vector<std::string> *paths = nullptr);
+
+// The headers under `dir` that `source` includes, directly or through each
+// other (regular files only, no symlinks; bounded count and size). Only those
+// are copied, checked and hashed: the other kernels in the folder neither
+// break this one nor invalidate its cache. Returns "" or the first include
+// check failure ("<file>:<line>: error: ..."); *err is set if `dir` is unreadable.
+std::string collect_included_files(const std::string &dir, const std::string &source,
+                                   const std::string &label, std::vector<UserFile> *out,
+                                   std::string *err);
 
 } // namespace mbsim

@@ -201,12 +201,12 @@ async function capture(
 }
 
 /**
- * One line out of a multi-line error: a compiler's first "file:line:col:
+ * One line out of a multi-line error: a compiler's first "file:line[:col]:
  * error:" diagnostic when there is one, else the first line.
  */
 export function firstLine(message: string): string {
   const lines = message.split("\n").map((l) => l.trim()).filter(Boolean);
-  const errors = lines.filter((l) => /^[^\s:]+:\d+:\d+: (fatal )?error: /.test(l));
+  const errors = lines.filter((l) => /^[^\s:]+:\d+(:\d+)?: (fatal )?error: /.test(l));
   if (errors.length > 1) return `${errors[0]} (and ${errors.length - 1} more error(s))`;
   return errors[0] ?? lines[0] ?? message;
 }
