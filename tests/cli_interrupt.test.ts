@@ -15,7 +15,12 @@ async function runnersUnder(dir: string): Promise<number> {
   return new TextDecoder().decode(out.stdout).trim().split("\n").filter(Boolean).length;
 }
 
-Deno.test("an interrupted run exits 130 and leaves no runner process behind", async () => {
+/**
+ * Run a spinning kernel and interrupt it: `group` sends SIGINT to the whole
+ * process group, as Ctrl-C in a terminal does (the runner and the MLX worker
+ * get it too); otherwise only the metalbench process gets it.
+ */
+async function interruptSpinningRun(group: boolean) {
   const ws = await makeWorkspace({
     "registry/common.json": JSON.stringify({
       set: "common",
@@ -33,21 +38,23 @@ kernel void k(device const float* x [[buffer(0)]], device float* y [[buffer(1)]]
     "references/common/spin.py": RELU_PY,
   });
   const cache = await Deno.makeTempDir({ prefix: "mb-cache-" });
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      "--quiet",
-      "--config",
-      CONFIG,
-      MAIN,
-      "spin",
-      "--backend=sim",
-      "--no-session",
-      "--timeout=60000",
-      "--workspace",
-      ws,
-    ],
+  const args = [
+    "run",
+    "-A",
+    "--quiet",
+    "--config",
+    CONFIG,
+    MAIN,
+    "spin",
+    "--backend=sim",
+    "--no-session",
+    "--timeout=60000",
+    "--workspace",
+    ws,
+  ];
+  // setsid gives the run a process group of its own to signal as a whole.
+  const child = new Deno.Command(group ? "setsid" : Deno.execPath(), {
+    args: group ? [Deno.execPath(), ...args] : args,
     env: { METALBENCH_CACHE: cache },
     stdout: "null",
     stderr: "piped",
@@ -57,13 +64,23 @@ kernel void k(device const float* x [[buffer(0)]], device float* y [[buffer(1)]]
     await new Promise((r) => setTimeout(r, 100));
   }
   assert.ok((await runnersUnder(cache)) > 0, "a runner started");
-  child.kill("SIGINT");
+  if (group) Deno.kill(-child.pid, "SIGINT");
+  else child.kill("SIGINT");
   const status = await child.status;
   const stderr = new TextDecoder().decode(await new Response(child.stderr).arrayBuffer());
   assert.equal(status.code, 130, stderr);
   assert.match(stderr, /interrupted/);
+  assert.doesNotMatch(stderr, /internal error/);
   for (let i = 0; i < 50 && (await runnersUnder(cache)) > 0; i++) {
     await new Promise((r) => setTimeout(r, 100));
   }
   assert.equal(await runnersUnder(cache), 0, "no runner left");
+}
+
+Deno.test("an interrupted run exits 130 and leaves no runner process behind", async () => {
+  await interruptSpinningRun(false);
+});
+
+Deno.test("Ctrl-C to the whole process group: exit 130, nothing left, no crash", async () => {
+  await interruptSpinningRun(true);
 });

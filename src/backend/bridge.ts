@@ -121,15 +121,29 @@ class InFlight {
   }
 }
 
+/**
+ * The library as the device and its handles share it: once the device is
+ * closed no call reaches the library (a handle freed afterwards is a no-op,
+ * its memory went with the device), and the library is unloaded only when
+ * no call is executing.
+ */
+class Native {
+  readonly calls = new InFlight();
+  closed = false;
+  constructor(readonly lib: Lib) {}
+  get symbols() {
+    if (this.closed) throw new BridgeError("argument", "the device is closed");
+    return this.lib.symbols;
+  }
+}
+
 /** An open bridge library and its device. */
 export class Bridge {
-  readonly #lib: Lib;
+  readonly #native: Native;
   readonly #device: Deno.PointerObject;
-  readonly #calls = new InFlight();
-  #closed = false;
 
   private constructor(lib: Lib, device: Deno.PointerObject) {
-    this.#lib = lib;
+    this.#native = new Native(lib);
     this.#device = device;
   }
 
@@ -170,7 +184,7 @@ export class Bridge {
   }
 
   get symbols() {
-    return this.#lib.symbols;
+    return this.#native.symbols;
   }
 
   info(): DeviceInfo {
@@ -191,7 +205,7 @@ export class Bridge {
   ): Promise<Pipeline> {
     const err = new Uint8Array(ERR_CAP);
     const out = outPointer();
-    const status = await this.#calls.track(this.symbols.mb_pipeline_compile(
+    const status = await this.#native.calls.track(this.symbols.mb_pipeline_compile(
       this.#device,
       cstr(source),
       cstr(fn),
@@ -201,7 +215,7 @@ export class Bridge {
       BigInt(ERR_CAP),
     ));
     check(status, err, `compiling ${fn}`);
-    return new Pipeline(this.#lib, pointerFrom(out, "mb_pipeline_compile"), fn);
+    return new Pipeline(this.#native, pointerFrom(out, "mb_pipeline_compile"), fn);
   }
 
   buffer(length: number): DeviceBuffer {
@@ -218,7 +232,7 @@ export class Bridge {
       err,
       `allocating a ${length}-byte buffer`,
     );
-    return new DeviceBuffer(this.#lib, pointerFrom(out, "mb_buffer_new"), length);
+    return new DeviceBuffer(this.#native, pointerFrom(out, "mb_buffer_new"), length);
   }
 
   command(): Command {
@@ -229,7 +243,12 @@ export class Bridge {
       err,
       "creating a command",
     );
-    return new Command(this.#lib, pointerFrom(out, "mb_command_new"), this.#calls);
+    return new Command(this.#native, pointerFrom(out, "mb_command_new"));
+  }
+
+  /** Resolves when no nonblocking call (compile, run, capture) is executing. */
+  idle(): Promise<void> {
+    return this.#native.calls.settled();
   }
 
   /**
@@ -237,13 +256,14 @@ export class Bridge {
    * (a kernel running, say, when Ctrl-C arrives) that happens once it returns.
    */
   close() {
-    if (this.#closed) return;
-    this.#closed = true;
+    const native = this.#native;
+    if (native.closed) return;
+    native.closed = true;
     const release = () => {
-      this.symbols.mb_device_close(this.#device);
-      this.#lib.close();
+      native.lib.symbols.mb_device_close(this.#device);
+      native.lib.close();
     };
-    if (this.#calls.busy) this.#calls.settled().then(release);
+    if (native.calls.busy) native.calls.settled().then(release);
     else release();
   }
 
@@ -254,10 +274,10 @@ export class Bridge {
 
 abstract class Handle {
   #freed = false;
-  constructor(protected readonly lib: Lib, readonly pointer: Deno.PointerObject) {}
+  constructor(protected readonly native: Native, readonly pointer: Deno.PointerObject) {}
   protected abstract release(): void;
   free() {
-    if (this.#freed) return;
+    if (this.#freed || this.native.closed) return;
     this.#freed = true;
     this.release();
   }
@@ -267,14 +287,14 @@ abstract class Handle {
 }
 
 export class Pipeline extends Handle {
-  constructor(lib: Lib, pointer: Deno.PointerObject, readonly functionName: string) {
-    super(lib, pointer);
+  constructor(native: Native, pointer: Deno.PointerObject, readonly functionName: string) {
+    super(native, pointer);
   }
   facts(): PipelineFacts {
     const raw = new Uint32Array(4);
     const err = new Uint8Array(ERR_CAP);
     check(
-      this.lib.symbols.mb_pipeline_facts_get(
+      this.native.symbols.mb_pipeline_facts_get(
         this.pointer,
         new Uint8Array(raw.buffer),
         err,
@@ -290,18 +310,18 @@ export class Pipeline extends Handle {
     };
   }
   protected release() {
-    this.lib.symbols.mb_pipeline_free(this.pointer);
+    this.native.symbols.mb_pipeline_free(this.pointer);
   }
 }
 
 export class DeviceBuffer extends Handle {
-  constructor(lib: Lib, pointer: Deno.PointerObject, readonly length: number) {
-    super(lib, pointer);
+  constructor(native: Native, pointer: Deno.PointerObject, readonly length: number) {
+    super(native, pointer);
   }
   write(data: Uint8Array<ArrayBuffer>, offset = 0) {
     const err = new Uint8Array(ERR_CAP);
     check(
-      this.lib.symbols.mb_buffer_write(
+      this.native.symbols.mb_buffer_write(
         this.pointer,
         BigInt(offset),
         data,
@@ -317,7 +337,7 @@ export class DeviceBuffer extends Handle {
     const out = new Uint8Array(length);
     const err = new Uint8Array(ERR_CAP);
     check(
-      this.lib.symbols.mb_buffer_read(
+      this.native.symbols.mb_buffer_read(
         this.pointer,
         BigInt(offset),
         out,
@@ -331,30 +351,28 @@ export class DeviceBuffer extends Handle {
     return out;
   }
   protected release() {
-    this.lib.symbols.mb_buffer_free(this.pointer);
+    this.native.symbols.mb_buffer_free(this.pointer);
   }
 }
 
 export type DispatchMode = "threads" | "threadgroups";
 
 export class Command extends Handle {
-  constructor(lib: Lib, pointer: Deno.PointerObject, private readonly calls: InFlight) {
-    super(lib, pointer);
-  }
   #call(fn: (err: Uint8Array<ArrayBuffer>) => number, what: string) {
     const err = new Uint8Array(ERR_CAP);
     check(fn(err), err, what);
   }
   setPipeline(p: Pipeline) {
     this.#call(
-      (e) => this.lib.symbols.mb_command_set_pipeline(this.pointer, p.pointer, e, BigInt(ERR_CAP)),
+      (e) =>
+        this.native.symbols.mb_command_set_pipeline(this.pointer, p.pointer, e, BigInt(ERR_CAP)),
       "set pipeline",
     );
   }
   setBuffer(index: number, b: DeviceBuffer, offset = 0) {
     this.#call(
       (e) =>
-        this.lib.symbols.mb_command_set_buffer(
+        this.native.symbols.mb_command_set_buffer(
           this.pointer,
           index,
           b.pointer,
@@ -368,7 +386,7 @@ export class Command extends Handle {
   setBytes(index: number, bytes: Uint8Array<ArrayBuffer>) {
     this.#call(
       (e) =>
-        this.lib.symbols.mb_command_set_bytes(
+        this.native.symbols.mb_command_set_bytes(
           this.pointer,
           index,
           bytes,
@@ -382,7 +400,7 @@ export class Command extends Handle {
   setThreadgroupMemory(index: number, length: number) {
     this.#call(
       (e) =>
-        this.lib.symbols.mb_command_set_threadgroup_memory(
+        this.native.symbols.mb_command_set_threadgroup_memory(
           this.pointer,
           index,
           BigInt(length),
@@ -399,7 +417,7 @@ export class Command extends Handle {
   ) {
     this.#call(
       (e) =>
-        this.lib.symbols.mb_command_dispatch(
+        this.native.symbols.mb_command_dispatch(
           this.pointer,
           mode === "threads" ? 0 : 1,
           grid[0],
@@ -419,7 +437,7 @@ export class Command extends Handle {
     const wallNs = new Float64Array(samples);
     const deviceNs = new Float64Array(samples);
     const err = new Uint8Array(ERR_CAP);
-    const status = await this.calls.track(this.lib.symbols.mb_command_run(
+    const status = await this.native.calls.track(this.native.symbols.mb_command_run(
       this.pointer,
       samples,
       batch,
@@ -433,7 +451,7 @@ export class Command extends Handle {
   }
   async capture(tracePath: string) {
     const err = new Uint8Array(ERR_CAP);
-    const status = await this.calls.track(this.lib.symbols.mb_command_capture(
+    const status = await this.native.calls.track(this.native.symbols.mb_command_capture(
       this.pointer,
       cstr(tracePath),
       err,
@@ -442,6 +460,6 @@ export class Command extends Handle {
     check(status, err, "capture");
   }
   protected release() {
-    this.lib.symbols.mb_command_free(this.pointer);
+    this.native.symbols.mb_command_free(this.pointer);
   }
 }

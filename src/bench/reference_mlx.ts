@@ -67,7 +67,8 @@ export class MlxReference implements ReferenceSide {
       .ns;
   }
 
-  close() {
-    return this.worker.close();
+  /** Stop the worker; `now` kills it without waiting (Ctrl-C). */
+  close(now = false) {
+    return this.worker.close({ now });
   }
 }

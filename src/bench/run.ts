@@ -48,6 +48,8 @@ export interface BenchContext {
   workDir: string;
   /** Run `fn` holding the machine-wide timing lock. */
   withTimingLock<T>(fn: () => Promise<T>): Promise<T>;
+  /** Aborted on Ctrl-C: the benchmark stops at its next step. */
+  signal?: AbortSignal;
 }
 
 export interface BenchOutcome {
@@ -249,6 +251,7 @@ export async function benchmark(
     const referenceText = await Deno.readTextFile(problem.referencePath).catch(() => {
       throw new ReferenceProblemError(`no reference at ${problem.referencePath}`);
     });
+    const step = () => ctx.signal?.throwIfAborted();
     if (reference) await reference.load(problem.name, problem.referencePath, sp.init);
     const trialInputs = [] as TrialInputs[];
     for (let t = 0; t < opts.trials; t++) {
@@ -260,6 +263,7 @@ export async function benchmark(
     }
 
     if (backend) {
+      step();
       source = resolveKernelSource(problem, opts.variant ?? backend.chip?.variant);
       try {
         kernel = await prepareKernel(backend, sp, source);
@@ -280,6 +284,7 @@ export async function benchmark(
       const haveRefs = refs.every((r) => r !== undefined);
       try {
         for (const [i, inputs] of trialInputs.entries()) {
+          step();
           const wall = await runKernelOnce(kernel, sp, inputs);
           if (i === 0) firstRunMs = wall / 1e6;
           if (!haveRefs) continue;
@@ -301,7 +306,9 @@ export async function benchmark(
         const k = kernel;
         const batch = opts.clock.batch;
         const times = await ctx.withTimingLock(async () => {
+          step();
           if (opts.warmup > 0) await k.command.run(opts.warmup, batch);
+          step();
           return await k.command.run(opts.iters, batch);
         });
         kernelTiming = {
@@ -334,6 +341,7 @@ export async function benchmark(
     }
 
     if (reference) {
+      step();
       const r = reference;
       const t = await ctx.withTimingLock(() =>
         r.time(problem.name, trialInputs[0].files, {

@@ -67,6 +67,7 @@ export async function runSession(
 ): Promise<RunRecord[]> {
   const records: RunRecord[] = [];
   for (const [i, problem] of problems.entries()) {
+    ctx.signal?.throwIfAborted();
     events.onStart?.(problem, i, problems.length);
     const started = performance.now();
     const { record, sourceText } = await benchmark(ctx, problem, opts);

@@ -157,16 +157,26 @@ export async function benchCommand(names: string[], flags: BenchFlags): Promise<
   let backend: Backend | null = null;
   let reference: MlxReference | null = null;
   const workDir = await Deno.makeTempDir({ prefix: "metalbench-" });
-  const cleanup = async () => {
+  const cleanup = async (now = false) => {
     backend?.close();
     backend = null;
-    await reference?.close().catch(() => {});
+    await reference?.close(now).catch(() => {});
     reference = null;
     await Deno.remove(workDir, { recursive: true }).catch(() => {});
   };
-  const onSigint = () => {
-    console.error("\nmetalbench: interrupted");
-    cleanup().finally(() => Deno.exit(EXIT.INTERRUPTED));
+  // Ctrl-C: stop at the next step, letting a kernel call in progress return
+  // first (unloading a bridge under a running call would crash), but wait no
+  // more than a moment for it; a second Ctrl-C quits at once.
+  const interrupt = new AbortController();
+  const onSigint = async () => {
+    if (interrupt.signal.aborted) Deno.exit(EXIT.INTERRUPTED);
+    interrupt.abort();
+    console.error("\nmetalbench: interrupted; stopping (Ctrl-C again to quit at once)");
+    if (backend) {
+      await Promise.race([backend.bridge.idle(), new Promise((r) => setTimeout(r, 2000))]);
+    }
+    await cleanup(true);
+    Deno.exit(EXIT.INTERRUPTED);
   };
   Deno.addSignalListener("SIGINT", onSigint);
   try {
@@ -178,6 +188,7 @@ export async function benchCommand(names: string[], flags: BenchFlags): Promise<
       referenceCache: new ReferenceCache(join(cacheHome(), "reference")),
       workDir,
       withTimingLock: (fn) => withLock(TIMING_LOCK, fn),
+      signal: interrupt.signal,
     };
     const many = problems.length > 1;
     const records = await runSession(ctx, workspace, problems, {
@@ -216,6 +227,11 @@ export async function benchCommand(names: string[], flags: BenchFlags): Promise<
     );
     const refFailed = records.some((r) => r.error?.kind === "reference");
     return failed || refFailed ? EXIT.KERNEL_FAILED : EXIT.OK;
+  } catch (e) {
+    // After Ctrl-C, whatever broke on the way out (the worker killed, the
+    // abort itself) is the interruption, not an error of its own.
+    if (interrupt.signal.aborted) return EXIT.INTERRUPTED;
+    throw e;
   } finally {
     Deno.removeSignalListener("SIGINT", onSigint);
     await cleanup();

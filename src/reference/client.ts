@@ -245,9 +245,13 @@ export class MlxWorker {
     return this.#request("cold", body, Cold, options.timeoutMs, problem);
   }
 
-  /** Ask the worker to exit (kill it if it does not) and release everything. */
-  async close(): Promise<void> {
-    if (!this.#dead && !this.#closing) {
+  /**
+   * Ask the worker to exit (kill it if it does not) and release everything;
+   * `now` kills it at once (Ctrl-C), without waiting for a request in progress.
+   */
+  async close(options: { now?: boolean } = {}): Promise<void> {
+    if (options.now) this.#kill();
+    else if (!this.#dead && !this.#closing) {
       this.#closing = true;
       await this.#request("shutdown", {}, Empty, 5_000).catch(() => {});
     }

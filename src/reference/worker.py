@@ -69,6 +69,7 @@ import json
 import os
 import platform
 import re
+import signal
 import sys
 import time
 import traceback
@@ -447,6 +448,10 @@ def handle(line):
 
 
 def main():
+    # Ctrl-C reaches the whole process group; the client decides when the
+    # worker stops (shutdown, or end of stdin), so a half-finished reply is
+    # never written.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     for line in PROTO_IN:
         if not line.strip():
             continue
