@@ -36,7 +36,12 @@ export function renderReport(r: RunRecord): string {
   if (r.mode !== "mlx") {
     row(
       "device",
-      `${r.device.name}${r.device.chip ? ` (${r.device.chip})` : ""} · bucket ${r.bucket}`,
+      [
+        r.device.name,
+        r.device.chip && r.device.chip !== r.device.name ? `(${r.device.chip})` : "",
+        r.device.gpuCores ? `· ${r.device.gpuCores} GPU cores` : "",
+        `· bucket ${r.bucket}`,
+      ].filter(Boolean).join(" "),
     );
   }
   if (r.pipelines.length) {
