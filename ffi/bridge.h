@@ -27,7 +27,7 @@
 extern "C" {
 #endif
 
-#define MB_ABI_VERSION 1
+#define MB_ABI_VERSION 2
 
 /* Status codes (int32_t). Stable: the TypeScript side maps them to errors. */
 #define MB_OK 0
@@ -39,6 +39,8 @@ extern "C" {
 #define MB_E_TIMEOUT 6     /* kernel exceeded the time limit (endless loop?) */
 #define MB_E_UNSUPPORTED 7 /* feature not offered by this backend */
 #define MB_E_INTERNAL 8    /* bridge bug */
+#define MB_E_DEVICE_LOST 9 /* the device is gone for this process (Metal: access revoked after
+                              GPU faults or time-outs); nothing more can run on it */
 
 /* Dispatch modes: how the grid passed to mb_command_dispatch is counted. */
 #define MB_DISPATCH_THREADS 0      /* grid counts threads; edge groups may be partial */
@@ -83,7 +85,8 @@ void mb_device_close(mb_device *dev);
 
 /* Compile `source` (MSL) and make a compute pipeline for kernel `function`.
  * Options: source_name=<file name used in messages>, include_dir=<dir for
- * #include "...">, fast_math=0|1, language_version=<major.minor>,
+ * #include "...">, fast_math=0|1 (default 0 on every backend: IEEE Inf/NaN and
+ * precise math, as MLX compiles its kernels), language_version=<major.minor>,
  * metallib=<offline library to use instead of source, Metal only>,
  * function_constants=<name_or_index=value,...> (values: true/false or numbers,
  * each set with the type the kernel declares). */
@@ -126,17 +129,34 @@ int32_t mb_command_dispatch(mb_command *cmd, uint32_t mode, uint32_t grid_x, uin
                             uint32_t grid_z, uint32_t group_x, uint32_t group_y, uint32_t group_z,
                             char *err, uint64_t err_cap);
 
-/* Run the recorded steps: `samples` samples, each of `batch` repetitions of
- * the whole step list submitted together and waited for once. For sample i:
- *   wall_ns[i]   host wall-clock time of the sample / batch
- *   device_ns[i] device time of the sample / batch (Metal: GPUEndTime -
- *                GPUStartTime; sim: CPU time the simulator spent executing)
- * Both arrays hold `samples` doubles. A fault or time-out stops the run and
- * returns MB_E_EXECUTION or MB_E_TIMEOUT; the device stays usable. */
+/* Close the current launch: the steps recorded since the previous
+ * mb_command_end_launch (or since the command was created) form one launch.
+ * Steps recorded after the last boundary form one more launch; a command
+ * with no boundary is a single launch. A command with L launches rotates:
+ * launch j of a run (j = sample * batch + b, counted from 0 at the start of
+ * every mb_command_run) executes launch (j mod L). The harness uses this to
+ * rotate input and output buffers over the timed launches; which launch uses
+ * which buffers is the harness's decision, not the backend's. */
+int32_t mb_command_end_launch(mb_command *cmd, char *err, uint64_t err_cap);
+
+/* Run: `samples` samples, each of `batch` launches (see
+ * mb_command_end_launch) submitted together and waited for once. For
+ * sample i:
+ *   wall_ns[i]   host wall-clock time of the sample / batch, measured by the
+ *                caller's process: from before the launches are encoded or
+ *                sent until the wait for the last one returns
+ *   device_ns[i] device time of the sample / batch (Metal: GPU time, see
+ *                mb_device_info's "device_time"; sim: CPU time of the
+ *                simulator runner process, all threads, read by the bridge
+ *                from outside the runner)
+ * No value reported by kernel code, or by a process that runs kernel code,
+ * decides either time. Both arrays hold `samples` doubles. A fault or
+ * time-out stops the run and returns MB_E_EXECUTION or MB_E_TIMEOUT; the
+ * device stays usable unless MB_E_DEVICE_LOST is returned. */
 int32_t mb_command_run(mb_command *cmd, uint32_t samples, uint32_t batch, double *wall_ns,
                        double *device_ns, char *err, uint64_t err_cap);
 
-/* Run the steps once under a GPU capture written to trace_path (.gputrace,
+/* Run launch 0 once under a GPU capture written to trace_path (.gputrace,
  * must not exist yet). Metal only; sim returns MB_E_UNSUPPORTED. */
 int32_t mb_command_capture(mb_command *cmd, const char *trace_path, char *err, uint64_t err_cap);
 

@@ -431,6 +431,7 @@ struct mb_command {
   std::shared_ptr<Device> dev;
   Step current; // the bindings as they are now
   std::vector<Step> steps;
+  std::vector<size_t> launch_ends; // steps[.. launch_ends[k]) closes launch k
 };
 
 #define CHECK_ARG(cond, msg)                                                                         \
@@ -663,7 +664,7 @@ void mb_buffer_free(mb_buffer *buffer) { delete buffer; }
 
 int32_t mb_command_new(mb_device *dev, mb_command **out, char *err, uint64_t err_cap) {
   CHECK_ARG(dev && out, "mb_command_new: null argument");
-  *out = new mb_command{dev->core, Step{}, {}};
+  *out = new mb_command{dev->core, Step{}, {}, {}};
   return MB_OK;
 }
 
@@ -771,6 +772,14 @@ int32_t mb_command_dispatch(mb_command *cmd, uint32_t mode, uint32_t grid_x, uin
   return MB_OK;
 }
 
+int32_t mb_command_end_launch(mb_command *cmd, char *err, uint64_t err_cap) {
+  CHECK_ARG(cmd, "mb_command_end_launch: null argument");
+  size_t from = cmd->launch_ends.empty() ? 0 : cmd->launch_ends.back();
+  CHECK_ARG(cmd->steps.size() > from, "end of a launch with no dispatch in it");
+  cmd->launch_ends.push_back(cmd->steps.size());
+  return MB_OK;
+}
+
 int32_t mb_command_run(mb_command *cmd, uint32_t samples, uint32_t batch, double *wall_ns,
                        double *device_ns, char *err, uint64_t err_cap) {
   CHECK_ARG(cmd, "mb_command_run: null argument");
@@ -814,12 +823,10 @@ int32_t mb_command_run(mb_command *cmd, uint32_t samples, uint32_t batch, double
     if (attempt > 0 || st != MB_E_EXECUTION) return set_err(err, err_cap, st, msg);
   }
 
-  Writer w;
-  std::vector<std::string> names;
-  w.put<uint32_t>(batch);
-  w.put<uint32_t>(static_cast<uint32_t>(cmd->steps.size()));
+  // Each step serialized once; a sample's RUN lists the steps of its launches.
+  std::vector<std::vector<uint8_t>> encoded;
   for (const Step &s : cmd->steps) {
-    names.push_back(s.pipeline->function);
+    Writer w;
     w.put<uint32_t>(s.pipeline->id);
     w.put<uint32_t>(s.mode);
     for (uint32_t g : s.grid) w.put<uint32_t>(g);
@@ -848,9 +855,36 @@ int32_t mb_command_run(mb_command *cmd, uint32_t samples, uint32_t batch, double
         w.put<uint32_t>(i);
         w.put<uint32_t>(static_cast<uint32_t>(s.tg_len[i]));
       }
+    encoded.push_back(w.data());
   }
+  // Launch k is steps [starts[k], ends[k]); steps after the last boundary are one more.
+  std::vector<size_t> starts, ends = cmd->launch_ends;
+  if (ends.empty() || ends.back() < cmd->steps.size()) ends.push_back(cmd->steps.size());
+  for (size_t k = 0; k < ends.size(); ++k) starts.push_back(k ? ends[k - 1] : 0);
+  const size_t launches = ends.size();
+  // One launch: the runner repeats it `batch` times. Several: the sample's
+  // launches are listed in rotation order and run once each.
+  auto sample_request = [&](uint32_t sample, std::vector<std::string> *names) {
+    Writer w;
+    std::vector<size_t> order;
+    for (uint32_t b = 0; b < (launches == 1 ? 1u : batch); ++b) {
+      size_t k = (uint64_t(sample) * batch + b) % launches;
+      for (size_t i = starts[k]; i < ends[k]; ++i) order.push_back(i);
+    }
+    w.put<uint32_t>(launches == 1 ? batch : 1);
+    w.put<uint32_t>(static_cast<uint32_t>(order.size()));
+    names->clear();
+    for (size_t i : order) {
+      names->push_back(cmd->steps[i].pipeline->function);
+      w.bytes(encoded[i].data(), encoded[i].size());
+    }
+    return w;
+  };
+  std::vector<std::string> names;
+  Writer w = sample_request(0, &names);
   d.sandboxed = d.sandbox; // the runner enters its sandbox before running
   for (uint32_t i = 0; i < samples; ++i) {
+    if (launches > 1 && i > 0) w = sample_request(i, &names);
     uint64_t t0 = now_ns();
     if (!d.send(mbipc::RUN, w))
       return set_err(err, err_cap, MB_E_EXECUTION, d.runner_death(&names, nullptr));

@@ -5,7 +5,7 @@
  */
 import { BRIDGE_SYMBOLS, type BridgeSymbols } from "./ffi_symbols.ts";
 
-export const ABI_VERSION = 1;
+export const ABI_VERSION = 2;
 
 export const STATUS = {
   OK: 0,
@@ -17,6 +17,7 @@ export const STATUS = {
   TIMEOUT: 6,
   UNSUPPORTED: 7,
   INTERNAL: 8,
+  DEVICE_LOST: 9,
 } as const;
 
 export type StatusName = Lowercase<keyof typeof STATUS>;
@@ -432,7 +433,18 @@ export class Command extends Handle {
       "dispatch",
     );
   }
-  /** Run `samples` samples of `batch` repetitions each; times per repetition. */
+  /**
+   * Close the current launch: the steps since the previous boundary form one
+   * launch. A command of L launches rotates: launch j of a run executes
+   * launch j mod L (see mb_command_end_launch).
+   */
+  endLaunch() {
+    this.#call(
+      (e) => this.native.symbols.mb_command_end_launch(this.pointer, e, BigInt(ERR_CAP)),
+      "end launch",
+    );
+  }
+  /** Run `samples` samples of `batch` launches each; times per launch. */
   async run(samples: number, batch = 1): Promise<RunTimes> {
     const wallNs = new Float64Array(samples);
     const deviceNs = new Float64Array(samples);

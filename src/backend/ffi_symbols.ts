@@ -53,6 +53,7 @@ export const BRIDGE_SYMBOLS = {
     parameters: ["pointer", "u32", "u32", "u32", "u32", "u32", "u32", "u32", ...ERR],
     result: "i32",
   },
+  mb_command_end_launch: { parameters: ["pointer", ...ERR], result: "i32" },
   mb_command_run: {
     parameters: ["pointer", "u32", "u32", "buffer", "buffer", ...ERR],
     result: "i32",
