@@ -1,6 +1,8 @@
-/** Test helper: a run record as the benchmark would write it. */
+/** Test helper: a run record as the benchmark would write it (default protocol). */
 import type { RunRecord } from "../src/store/schema.ts";
 import { summarize } from "../src/bench/stats.ts";
+import { PROTOCOL_VERSION } from "../src/store/protocol.ts";
+import { EDGE_CLASSES } from "../src/registry/schema.ts";
 
 export function fakeRun(
   kernel: string,
@@ -28,6 +30,13 @@ export function fakeRun(
       warmup: 1,
       iters: 1,
       clock: { mode: "batched", batch: 5, description: "batched" },
+      protocol: {
+        version: PROTOCOL_VERSION,
+        seedSource: "random",
+        edgeClasses: [...EDGE_CLASSES],
+        rotationSets: 2,
+        unpoisonedTrial: true,
+      },
     },
     source: {
       path: `/k/${kernel}.metal`,
@@ -44,6 +53,7 @@ export function fakeRun(
       maxAbsError: 0,
       maxRelError: 0,
       withinFraction: 1,
+      skipped: [],
     },
     kernelTiming: timing,
     mlxTiming: null,
@@ -62,6 +72,8 @@ export function fakeRun(
     scores: { speed: null, compute: null, memory: null, stable: 1, balanced: null },
     target: "speed",
     gputrace: null,
+    plausibility: { plausible: true, detail: "test" },
+    notes: [],
     error: null,
     ...overrides,
   };

@@ -32,9 +32,13 @@ class Model(nn.Module):
 `;
 
 /** A one-element-per-thread kernel body over x, y, n. */
+/** relu as MLX computes it: NaN stays NaN (Metal's max(x, 0.0f) would give 0). */
+const RELU = "inline float relu(float v) { return v < 0.0f ? 0.0f : v; }";
+
 const scalarKernel = (body: string, xQualifier = "const ") =>
   `#include <metal_stdlib>
 using namespace metal;
+${RELU}
 kernel void k(device ${xQualifier}float* x [[buffer(0)]], device float* y [[buffer(1)]],
               constant uint& n [[buffer(2)]], uint gid [[thread_position_in_grid]]) {
   if (gid >= n) return;
@@ -45,15 +49,17 @@ kernel void k(device ${xQualifier}float* x [[buffer(0)]], device float* y [[buff
 const neighborMax = (barrier: boolean) =>
   `#include <metal_stdlib>
 using namespace metal;
-// y[i] = max(x[i], x[i ^ 1]): each thread stages its element in threadgroup
-// memory and reads its neighbour's, which needs a barrier in between.
+// y[i] = max(x[i], x[i ^ 1]) with NaN kept (as mx.maximum): each thread stages
+// its element in threadgroup memory and reads its neighbour's, which needs a
+// barrier in between.
 kernel void k(device const float* x [[buffer(0)]], device float* y [[buffer(1)]],
               constant uint& n [[buffer(2)]], uint gid [[thread_position_in_grid]],
               uint lid [[thread_position_in_threadgroup]]) {
   threadgroup float staged[256];
   staged[lid] = x[gid];
   ${barrier ? "threadgroup_barrier(mem_flags::mem_threadgroup);" : "// (barrier missing)"}
-  y[gid] = max(staged[lid], staged[lid ^ 1]);
+  const float a = staged[lid], b = staged[lid ^ 1];
+  y[gid] = (a > b || isnan(a)) ? a : b;
 }
 `;
 
@@ -83,10 +89,11 @@ class Model(nn.Module):
 /** relu scaled by a function constant that the registry sets from the Model's init. */
 const SCALED_RELU = `#include <metal_stdlib>
 using namespace metal;
+${RELU}
 constant float scale [[function_constant(0)]];
 kernel void k(device const float* x [[buffer(0)]], device float* y [[buffer(1)]],
               constant uint& n [[buffer(2)]], uint gid [[thread_position_in_grid]]) {
-  if (gid < n) y[gid] = max(x[gid], 0.0f) * scale;
+  if (gid < n) y[gid] = relu(x[gid]) * scale;
 }
 `;
 
@@ -122,23 +129,23 @@ const CASES: Record<string, Case> = {
     detail: /0\.00% of 3003 elements within tolerance.*NaN\/Inf where the reference has none/,
   },
   cheat_writes_half: {
-    kernel: scalarKernel("if (gid < n / 2) y[gid] = max(x[gid], 0.0f);"),
+    kernel: scalarKernel("if (gid < n / 2) y[gid] = relu(x[gid]);"),
     expect: "incorrect",
     detail: /49\.98% of 3003/,
   },
   cheat_writes_constant: { kernel: scalarKernel("y[gid] = 0.25f;"), expect: "incorrect" },
   cheat_changes_input: {
-    kernel: scalarKernel("y[gid] = max(x[gid], 0.0f); x[gid] = 0.0f;", ""),
+    kernel: scalarKernel("y[gid] = relu(x[gid]); x[gid] = 0.0f;", ""),
     expect: "incorrect",
     detail: /modified its input\(s\) x/,
   },
   cheat_first_seed_only: {
-    kernel: scalarKernel(`y[gid] = x[0] == ${firstValueOfSeed0()} ? max(x[gid], 0.0f) : 0.0f;`),
+    kernel: scalarKernel(`y[gid] = x[0] == ${firstValueOfSeed0()} ? relu(x[gid]) : 0.0f;`),
     expect: "incorrect",
     detail: /trial seed 1/,
   },
   bug_wrong_index: {
-    kernel: scalarKernel("y[gid] = max(x[gid > 0 ? gid - 1 : 0], 0.0f);"),
+    kernel: scalarKernel("y[gid] = relu(x[gid > 0 ? gid - 1 : 0]);"),
     expect: "incorrect",
   },
   bug_missing_barrier: {
@@ -291,7 +298,10 @@ Deno.test("--metal needs no Python: correctness from the reference outputs a pai
   assert.equal(after.code, 0, after.stderr);
   const checked = JSON.parse(after.stdout).runs[0] as RunRecord;
   assert.equal(checked.correctness.status, "correct");
-  assert.equal(checked.correctness.trials.length, 4);
+  // 3 trials, 4 edge-value trials, 1 on un-poisoned outputs, 2 rotated output sets.
+  assert.equal(checked.correctness.trials.length, 10);
+  assert.equal(checked.settings.protocol?.seedSource, "cached");
+  assert.equal(checked.settings.seed, JSON.parse(paired.stdout).runs[0].settings.seed);
 });
 
 Deno.test("--mlx times only the reference; --cold-start adds first-launch figures", async () => {

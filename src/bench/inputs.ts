@@ -53,8 +53,16 @@ export function draw(dist: ResolvedDistribution, n: number, seed: number): Float
   return out;
 }
 
+/** The generator seed of one tensor for run seed `seed`. */
+export const tensorSeed = (seed: number, name: string) => fnv1a(`${seed}:${name}`);
+
 /** The bytes of `tensor` for run seed `seed`. */
 export function makeTensor(tensor: ResolvedTensor, seed: number): Uint8Array<ArrayBuffer> {
-  const values = draw(tensor.init, tensor.numel, fnv1a(`${seed}:${tensor.name}`));
+  const values = draw(tensor.init, tensor.numel, tensorSeed(seed, tensor.name));
   return encodeTensor(values, tensor.dtype);
+}
+
+/** A fresh seed for a run: unknown to the kernel until the run draws it. */
+export function freshSeed(): number {
+  return crypto.getRandomValues(new Uint32Array(1))[0] & 0x7fffffff;
 }

@@ -5,6 +5,7 @@
 import { BridgeError, type Command, type DeviceBuffer, type Pipeline } from "../backend/bridge.ts";
 import type { Backend } from "../backend/select.ts";
 import type { ResolvedDispatch, ResolvedTensor, SizedProblem } from "../registry/problem.ts";
+import { PAIRINGS, ROTATION_SETS } from "./rotation.ts";
 import type { KernelSource } from "../registry/load.ts";
 import type { ScalarDtype } from "../registry/schema.ts";
 import { basename, dirname } from "node:path";
@@ -45,13 +46,28 @@ export function poison(length: number): Uint8Array<ArrayBuffer> {
   return new Uint8Array(length).fill(0xff);
 }
 
+/** One set of device buffers: a tensor name → its buffer. */
+export type BufferSet = Map<string, DeviceBuffer>;
+
 export interface PreparedKernel {
   pipelines: Map<string, Pipeline>;
-  buffers: Map<string, DeviceBuffer>;
+  /** ROTATION_SETS input sets. */
+  inputSets: BufferSet[];
+  /** ROTATION_SETS output sets, each with its own intermediates. */
+  outputSets: BufferSet[];
+  /** One launch per pairing of PAIRINGS; launch 0 is input set 0 → output set 0. */
   command: Command;
   compileMs: number;
-  tensors: ResolvedTensor[];
   free(): void;
+}
+
+/** Bytes of one buffer: at least 16, so tiny outputs still have poisoned padding to check. */
+export const bufferBytes = (t: ResolvedTensor) => Math.max(t.bytes, 16);
+
+/** Device bytes a prepared kernel allocates (all rotation sets). */
+export function deviceBytes(problem: SizedProblem): number {
+  const sum = (ts: ResolvedTensor[]) => ts.reduce((a, t) => a + bufferBytes(t), 0);
+  return ROTATION_SETS * (sum(problem.inputs) + sum(problem.outputs) + sum(problem.intermediates));
 }
 
 export async function prepareKernel(
@@ -60,10 +76,10 @@ export async function prepareKernel(
   source: KernelSource,
 ): Promise<PreparedKernel> {
   const pipelines = new Map<string, Pipeline>();
-  const buffers = new Map<string, DeviceBuffer>();
+  const sets: BufferSet[] = [];
   const freeAll = () => {
     for (const p of pipelines.values()) p.free();
-    for (const b of buffers.values()) b.free();
+    for (const set of sets) for (const b of set.values()) b.free();
   };
   const started = performance.now();
   try {
@@ -90,26 +106,25 @@ export async function prepareKernel(
     }
     const compileMs = performance.now() - started;
 
-    const tensors = [...problem.inputs, ...problem.outputs, ...problem.intermediates];
-    for (const t of tensors) buffers.set(t.name, backend.bridge.buffer(Math.max(t.bytes, 16)));
+    const allocate = (tensors: ResolvedTensor[]): BufferSet => {
+      const set: BufferSet = new Map();
+      sets.push(set);
+      for (const t of tensors) set.set(t.name, backend.bridge.buffer(bufferBytes(t)));
+      return set;
+    };
+    const inputSets = Array.from({ length: ROTATION_SETS }, () => allocate(problem.inputs));
+    const outputSets = Array.from(
+      { length: ROTATION_SETS },
+      () => allocate([...problem.outputs, ...problem.intermediates]),
+    );
 
     const command = backend.bridge.command();
     try {
-      for (const d of problem.dispatches) {
-        const pipeline = pipelines.get(pipelineKey(d))!;
-        const max = pipeline.facts().maxTotalThreadsPerThreadgroup;
-        const threads = d.threadgroup[0] * d.threadgroup[1] * d.threadgroup[2];
-        if (threads > max) {
-          throw new KernelSetupError(
-            "invalid-dispatch",
-            `${d.function}: threadgroup of ${threads} threads exceeds the pipeline's limit of ${max}`,
-          );
-        }
-        command.setPipeline(pipeline);
-        for (const b of d.buffers) command.setBuffer(b.index, buffers.get(b.tensor)!);
-        for (const s of d.scalars) command.setBytes(s.index, scalarBytes(s.dtype, s.value));
-        for (const m of d.threadgroupMemory) command.setThreadgroupMemory(m.index, m.bytes);
-        command.dispatch(d.mode, d.grid, d.threadgroup);
+      for (const pairing of PAIRINGS) {
+        const bound = (name: string) =>
+          inputSets[pairing.input].get(name) ?? outputSets[pairing.output].get(name)!;
+        recordLaunch(command, problem, pipelines, bound);
+        command.endLaunch();
       }
     } catch (e) {
       command.free();
@@ -117,10 +132,10 @@ export async function prepareKernel(
     }
     return {
       pipelines,
-      buffers,
+      inputSets,
+      outputSets,
       command,
       compileMs,
-      tensors,
       free() {
         command.free();
         freeAll();
@@ -129,5 +144,30 @@ export async function prepareKernel(
   } catch (e) {
     freeAll();
     throw e;
+  }
+}
+
+/** Record one launch: every dispatch of the problem, bound to `bound`'s buffers. */
+function recordLaunch(
+  command: Command,
+  problem: SizedProblem,
+  pipelines: Map<string, Pipeline>,
+  bound: (tensor: string) => DeviceBuffer,
+) {
+  for (const d of problem.dispatches) {
+    const pipeline = pipelines.get(pipelineKey(d))!;
+    const max = pipeline.facts().maxTotalThreadsPerThreadgroup;
+    const threads = d.threadgroup[0] * d.threadgroup[1] * d.threadgroup[2];
+    if (threads > max) {
+      throw new KernelSetupError(
+        "invalid-dispatch",
+        `${d.function}: threadgroup of ${threads} threads exceeds the pipeline's limit of ${max}`,
+      );
+    }
+    command.setPipeline(pipeline);
+    for (const b of d.buffers) command.setBuffer(b.index, bound(b.tensor));
+    for (const s of d.scalars) command.setBytes(s.index, scalarBytes(s.dtype, s.value));
+    for (const m of d.threadgroupMemory) command.setThreadgroupMemory(m.index, m.bytes);
+    command.dispatch(d.mode, d.grid, d.threadgroup);
   }
 }

@@ -12,7 +12,8 @@ import { sha256Hex } from "../util/hash.ts";
 export async function referenceKey(
   referenceSource: string,
   problem: SizedProblem,
-  seed: number,
+  /** The trial's seed, with its edge class when it has one ("12:large"). */
+  seed: number | string,
 ): Promise<string> {
   const shape = {
     sizes: problem.sizes,
@@ -41,5 +42,22 @@ export class ReferenceCache {
 
   async put(key: string, outputs: { name: string; bytes: Uint8Array }[]): Promise<void> {
     for (const o of outputs) await atomicWriteBytes(this.#path(key, o.name), o.bytes);
+  }
+
+  /**
+   * The seed of the last run that cached outputs for this problem (key from
+   * referenceKey with seed "seeds"), so a --metal run can check against them.
+   */
+  async lastSeed(problemKey: string): Promise<number | undefined> {
+    const text = await Deno.readTextFile(this.#path(problemKey, "last-seed")).catch(() => "");
+    const seed = Number.parseInt(text, 10);
+    return Number.isSafeInteger(seed) ? seed : undefined;
+  }
+
+  async rememberSeed(problemKey: string, seed: number): Promise<void> {
+    await atomicWriteBytes(
+      this.#path(problemKey, "last-seed"),
+      new TextEncoder().encode(`${seed}`),
+    );
   }
 }

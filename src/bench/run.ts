@@ -1,21 +1,57 @@
 /**
- * One benchmark, end to end: seeded inputs fed to both sides; correctness
- * over several trials with fresh inputs and NaN-poisoned outputs, and once
- * more after the timed runs; timing of the kernel and of MLX by the same
- * clock; figures and scores. Returns the full run record.
+ * One benchmark, end to end, as a short sequence of named steps:
+ *
+ *   inputs      trial sets (seed, seed+1, …), edge-value sets, timing sets
+ *   references  the MLX outputs of every set (or the cache's, for --metal)
+ *   kernel      compiled once, with two rotating buffer sets
+ *   check       each trial on NaN-poisoned outputs, then one on outputs that
+ *               still hold the previous answer
+ *   time        the kernel, launches rotating over the buffer sets, within a
+ *               time budget; then every output set checked as it was left
+ *   time MLX    by the same clock
+ *   record      figures, scores, plausibility against the device's limits
+ *
+ * The seed is drawn fresh for every run (unless --seed gives one), so no
+ * kernel can know its inputs in advance. Returns the full run record.
  */
 import { join } from "node:path";
+import { totalmem } from "node:os";
 import { BridgeError } from "../backend/bridge.ts";
 import type { Backend } from "../backend/select.ts";
 import { type KernelSource, type Problem, resolveKernelSource, sized } from "../registry/load.ts";
 import type { ResolvedTensor, SizedProblem, SizeName } from "../registry/problem.ts";
-import type { Clock, Correctness, CorrectnessStatus, RunRecord, Target } from "../store/schema.ts";
+import type {
+  Clock,
+  Correctness,
+  CorrectnessStatus,
+  Protocol,
+  RunRecord,
+  Target,
+} from "../store/schema.ts";
 import { SCHEMA_VERSION } from "../store/schema.ts";
 import { compare, passes } from "./compare.ts";
 import { decodeTensor } from "../reference/tensor_io.ts";
 import { makeTensor } from "./inputs.ts";
-import { KernelSetupError, poison, type PreparedKernel, prepareKernel } from "./kernel_side.ts";
+import {
+  EDGE_CLASSES,
+  EDGE_DESCRIPTIONS,
+  type EdgeClass,
+  edgeClasses,
+  makeEdgeTensor,
+} from "./edge_values.ts";
+import {
+  bufferBytes,
+  type BufferSet,
+  deviceBytes,
+  KernelSetupError,
+  poison,
+  type PreparedKernel,
+  prepareKernel,
+} from "./kernel_side.ts";
 import { type ReferenceCache, referenceKey } from "./reference_cache.ts";
+import { ceilingsFor, judgePlausibility } from "./plausibility.ts";
+import { PROTOCOL_VERSION } from "../store/protocol.ts";
+import { ROTATION_SETS, RotationState, sampleQuantum, wholeRotations } from "./rotation.ts";
 import { scores } from "./scores.ts";
 import { stability, summarize } from "./stats.ts";
 import { ReferenceProblemError, type ReferenceSide, type TensorFile } from "./reference_side.ts";
@@ -28,12 +64,19 @@ export interface BenchOptions {
   mode: RunMode;
   size: SizeName;
   seed: number;
+  /**
+   * "random": drawn for this run; "user": given with --seed; "cached": the
+   * seed of the last paired run, whose reference outputs are cached (--metal).
+   */
+  seedSource: "random" | "user" | "cached";
   trials: number;
   warmup: number;
   iters: number;
   clock: Clock;
   coldStart: boolean;
   target: Target;
+  /** Wall-clock budget for timing the kernel, in seconds: sampling stops early past it. */
+  timeBudgetS?: number;
   /** Kernel variant to use instead of the chip's (e.g. "m4"). */
   variant?: string;
   /** Capture one run of the kernel into this .gputrace, or into <folder>/<name>.gputrace (Metal only). */
@@ -58,90 +101,136 @@ export interface BenchOutcome {
   sourceText: string | null;
 }
 
+export const DEFAULT_TIME_BUDGET_S = 120;
+
 const sameBytes = (a: Uint8Array, b: Uint8Array) =>
   a.length === b.length && a.every((v, i) => v === b[i]);
 
-interface TrialInputs {
+/** One set of inputs, fed to both sides, with the reference's outputs for it. */
+interface InputSet {
   seed: number;
+  edge?: EdgeClass;
   bytes: Map<string, Uint8Array<ArrayBuffer>>;
   files: TensorFile[];
+  /** The reference's outputs, in problem.outputs order; undefined when unknown. */
+  ref?: Uint8Array<ArrayBuffer>[];
 }
 
-async function makeInputs(problem: SizedProblem, seed: number, dir: string): Promise<TrialInputs> {
+async function makeInputSet(
+  problem: SizedProblem,
+  seed: number,
+  dir: string,
+  edge?: EdgeClass,
+): Promise<InputSet> {
   const bytes = new Map<string, Uint8Array<ArrayBuffer>>();
   const files: TensorFile[] = [];
+  const tag = edge ? `${seed}_${edge}` : `${seed}`;
   for (const t of problem.inputs) {
-    const data = makeTensor(t, seed);
+    const data = edge ? makeEdgeTensor(t, seed, edge) : makeTensor(t, seed);
     bytes.set(t.name, data);
-    const path = join(dir, `in_${seed}_${t.name}.bin`);
+    const path = join(dir, `in_${tag}_${t.name}.bin`);
     await Deno.writeFile(path, data);
     files.push({ path, dtype: t.dtype, shape: t.shape });
   }
-  return { seed, bytes, files };
+  return { seed, edge, bytes, files };
 }
 
-function compareOutputs(
-  problem: SizedProblem,
-  kernelOut: Map<string, Uint8Array>,
-  refOut: Uint8Array[],
-) {
-  return problem.outputs.map((t, i) => ({
-    name: t.name,
-    comparison: compare(
-      decodeTensor(kernelOut.get(t.name)!, t.dtype),
-      decodeTensor(refOut[i], t.dtype),
-      problem.tolerance,
-    ),
-  }));
-}
-
-/** The reference's outputs for one trial: from MLX, else from the cache, else none. */
+/** The reference's outputs for one set: from MLX, else from the cache, else none. */
 async function referenceOutputs(
   ctx: BenchContext,
+  reference: ReferenceSide | null,
   problem: SizedProblem,
-  key: string,
-  inputs: TrialInputs,
+  referenceText: string,
+  set: InputSet,
 ): Promise<Uint8Array<ArrayBuffer>[] | undefined> {
+  const key = await referenceKey(
+    referenceText,
+    problem,
+    set.edge ? `${set.seed}:${set.edge}` : set.seed,
+  );
   const names = problem.outputs.map((t) => t.name);
-  if (!ctx.reference) return await ctx.referenceCache.get(key, names);
+  if (!reference) return await ctx.referenceCache.get(key, names);
+  const tag = set.edge ? `${set.seed}_${set.edge}` : `${set.seed}`;
   const files = problem.outputs.map((t) => ({
-    path: join(ctx.workDir, `ref_${inputs.seed}_${t.name}.bin`),
+    path: join(ctx.workDir, `ref_${tag}_${t.name}.bin`),
     name: t.name,
     dtype: t.dtype,
     shape: t.shape,
   }));
   // The reference side checks each output's dtype and shape against these specs.
-  await ctx.reference.run(problem.name, inputs.files, files);
+  await reference.run(problem.name, set.files, files);
   const outs = await Promise.all(files.map((f) => Deno.readFile(f.path)));
   await ctx.referenceCache.put(key, outs.map((bytes, i) => ({ name: names[i], bytes })));
   return outs;
 }
 
-async function runKernelOnce(k: PreparedKernel, problem: SizedProblem, inputs: TrialInputs) {
-  for (const t of problem.inputs) k.buffers.get(t.name)!.write(inputs.bytes.get(t.name)!);
-  for (const t of [...problem.outputs, ...problem.intermediates]) {
-    k.buffers.get(t.name)!.write(poison(Math.max(t.bytes, 16)));
-  }
-  const times = await k.command.run(1, 1);
-  return times.wallNs[0];
+// ---- buffers ------------------------------------------------------------
+
+function writeInputs(buffers: BufferSet, problem: SizedProblem, set: InputSet) {
+  for (const t of problem.inputs) buffers.get(t.name)!.write(set.bytes.get(t.name)!);
 }
 
-function readTensors(k: PreparedKernel, tensors: ResolvedTensor[]) {
-  return new Map(tensors.map((t) => [t.name, k.buffers.get(t.name)!.read(t.bytes)]));
+/** Poison every output and intermediate, padding included. */
+function poisonOutputs(buffers: BufferSet) {
+  for (const b of buffers.values()) b.write(poison(b.length));
 }
 
-function modifiedInputs(k: PreparedKernel, problem: SizedProblem, inputs: TrialInputs): string[] {
-  const now = readTensors(k, problem.inputs);
-  return problem.inputs.filter((t) => !sameBytes(now.get(t.name)!, inputs.bytes.get(t.name)!)).map((
-    t,
-  ) => t.name);
+function readOutputs(buffers: BufferSet, tensors: ResolvedTensor[]) {
+  return new Map(tensors.map((t) => [t.name, buffers.get(t.name)!.read(t.bytes)]));
 }
+
+function modifiedInputs(buffers: BufferSet, problem: SizedProblem, set: InputSet): string[] {
+  return problem.inputs
+    .filter((t) => !sameBytes(buffers.get(t.name)!.read(t.bytes), set.bytes.get(t.name)!))
+    .map((t) => t.name);
+}
+
+/** Outputs whose bytes past the last element are no longer the poison written there. */
+function modifiedPadding(buffers: BufferSet, problem: SizedProblem): string[] {
+  return problem.outputs.filter((t) => {
+    const pad = bufferBytes(t) - t.bytes;
+    return pad > 0 && buffers.get(t.name)!.read(pad, t.bytes).some((b) => b !== 0xff);
+  }).map((t) => t.name);
+}
+
+type Trial = Correctness["trials"][number];
+
+/** Compare one output set with the reference of `set`. */
+function checkOutputs(
+  problem: SizedProblem,
+  outputs: BufferSet,
+  inputs: BufferSet,
+  set: InputSet,
+  phase: Trial["phase"],
+  outputSet?: number,
+): Trial {
+  const got = readOutputs(outputs, problem.outputs);
+  return {
+    seed: set.seed,
+    phase,
+    edge: set.edge,
+    outputSet,
+    outputs: problem.outputs.map((t, i) => ({
+      name: t.name,
+      comparison: compare(
+        decodeTensor(got.get(t.name)!, t.dtype),
+        decodeTensor(set.ref![i], t.dtype),
+        problem.tolerance,
+      ),
+    })),
+    inputsModified: modifiedInputs(inputs, problem, set),
+    paddingModified: modifiedPadding(outputs, problem),
+  };
+}
+
+// ---- verdicts -----------------------------------------------------------
 
 function summarizeCorrectness(
   status: CorrectnessStatus,
   detail: string,
   problem: SizedProblem,
-  trials: Correctness["trials"],
+  trials: Trial[],
+  skipped: Correctness["skipped"],
 ): Correctness {
   const comps = trials.flatMap((t) => t.outputs.map((o) => o.comparison));
   return {
@@ -152,16 +241,38 @@ function summarizeCorrectness(
     maxAbsError: comps.reduce((m, c) => Math.max(m, c.maxAbsError), 0),
     maxRelError: comps.reduce((m, c) => Math.max(m, c.maxRelError), 0),
     withinFraction: comps.length ? Math.min(...comps.map((c) => c.within / c.elements)) : 0,
+    skipped,
   };
 }
 
-function judgeTrials(trials: Correctness["trials"]): { status: CorrectnessStatus; detail: string } {
+function trialLabel(t: Trial): string {
+  switch (t.phase) {
+    case "after-timing":
+      return `output set ${t.outputSet ?? 0} after the timed runs`;
+    case "edge":
+      return `edge trial '${t.edge}' (${EDGE_DESCRIPTIONS[t.edge as EdgeClass] ?? t.edge})`;
+    case "unpoisoned":
+      return `trial seed ${t.seed} on outputs left from the previous trial`;
+    default:
+      return `trial seed ${t.seed}`;
+  }
+}
+
+function judgeTrials(trials: Trial[]): { status: CorrectnessStatus; detail: string } {
   for (const t of trials) {
-    const when = t.phase === "after-timing" ? "after the timed runs" : `trial seed ${t.seed}`;
+    const when = trialLabel(t);
     if (t.inputsModified.length) {
       return {
         status: "incorrect",
         detail: `the kernel modified its input(s) ${t.inputsModified.join(", ")} (${when})`,
+      };
+    }
+    if (t.paddingModified.length) {
+      return {
+        status: "incorrect",
+        detail: `the kernel wrote past the last element of ${
+          t.paddingModified.join(", ")
+        } (${when})`,
       };
     }
     for (const o of t.outputs) {
@@ -176,7 +287,7 @@ function judgeTrials(trials: Correctness["trials"]): { status: CorrectnessStatus
           detail:
             `output '${o.name}': ${pct}% of ${c.elements} elements within tolerance (${when})${
               c.nonFiniteMismatches
-                ? `, ${c.nonFiniteMismatches} NaN/Inf where the reference has none`
+                ? `, ${c.nonFiniteMismatches} NaN/Inf mismatch(es) with the reference`
                 : ""
             }${at}`,
         };
@@ -184,6 +295,235 @@ function judgeTrials(trials: Correctness["trials"]): { status: CorrectnessStatus
     }
   }
   return { status: "correct", detail: `${trials.length} checks passed` };
+}
+
+/**
+ * One line out of a multi-line error: a compiler's first "file:line[:col]:
+ * error:" diagnostic when there is one, else the first line.
+ */
+export function firstLine(message: string): string {
+  const lines = message.split("\n").map((l) => l.trim()).filter(Boolean);
+  const errors = lines.filter((l) => /^[^\s:]+:\d+(:\d+)?: (fatal )?error: /.test(l));
+  if (errors.length > 1) return `${errors[0]} (and ${errors.length - 1} more error(s))`;
+  return errors[0] ?? lines[0] ?? message;
+}
+
+// ---- steps --------------------------------------------------------------
+
+/** Everything a run learns on its way; the record is made from it at the end. */
+class RunState {
+  source: KernelSource | null = null;
+  trials: Trial[] = [];
+  skipped: Correctness["skipped"] = [];
+  verdict: { status: CorrectnessStatus; detail: string } = {
+    status: "unchecked",
+    detail: "not run",
+  };
+  error: RunRecord["error"] = null;
+  kernelTiming: RunRecord["kernelTiming"] = null;
+  mlxTiming: RunRecord["mlxTiming"] = null;
+  firstRunMs: number | null = null;
+  mlxFirstCallMs: number | null = null;
+  compileMs: number | null = null;
+  pipelines: RunRecord["pipelines"] = [];
+  gputrace: RunRecord["gputrace"] = null;
+  notes: string[] = [];
+  edgeRun: EdgeClass[] = [];
+  unpoisoned = false;
+
+  // The verdict's detail is one line; the error keeps the whole text
+  // (a compiler's diagnostics, a fault report).
+  fail(status: CorrectnessStatus, kind: string, message: string) {
+    this.verdict = { status, detail: firstLine(message) };
+    this.error = { kind, message };
+  }
+}
+
+/** Refuse, before allocating anything, a size this machine cannot hold. */
+function checkMemory(problem: SizedProblem, backend: Backend | null) {
+  const device = backend ? deviceBytes(problem) : 0;
+  // Inputs are made as float64 values and kept as bytes per trial set on the host.
+  const host = [...problem.inputs, ...problem.outputs].reduce((a, t) => a + t.numel * 8, 0);
+  const workingSet = backend?.info.recommended_working_set ?? 0;
+  const deviceLimit = workingSet > 0 ? workingSet : totalmem() / 2;
+  const hostLimit = totalmem() / 2;
+  const gb = (b: number) => `${(b / 1e9).toFixed(2)} GB`;
+  if (device > deviceLimit) {
+    throw new ResourceError(
+      `${problem.name} at size ${problem.size} needs ${
+        gb(device)
+      } of device buffers; this device allows ${gb(deviceLimit)} — fix: use a smaller --size`,
+    );
+  }
+  if (host > hostLimit) {
+    throw new ResourceError(
+      `${problem.name} at size ${problem.size} needs ${
+        gb(host)
+      } of host memory for its inputs; this machine allows ${
+        gb(hostLimit)
+      } — fix: use a smaller --size`,
+    );
+  }
+}
+
+export class ResourceError extends Error {
+  override name = "ResourceError";
+}
+
+/** Trial sets, edge sets and the two timing sets (the first two trial seeds). */
+async function makeInputSets(problem: SizedProblem, opts: BenchOptions, dir: string) {
+  const trials: InputSet[] = [];
+  for (let t = 0; t < Math.max(opts.trials, ROTATION_SETS); t++) {
+    trials.push(await makeInputSet(problem, opts.seed + t, dir));
+  }
+  const edges: InputSet[] = [];
+  for (const cls of edgeClasses(problem)) {
+    edges.push(await makeInputSet(problem, opts.seed, dir, cls));
+  }
+  return { checked: trials.slice(0, opts.trials), timing: trials.slice(0, ROTATION_SETS), edges };
+}
+
+/** Run launch 0 (input set 0 → output set 0) once. */
+async function runOnce(
+  kernel: PreparedKernel,
+  problem: SizedProblem,
+  set: InputSet,
+  fresh: boolean,
+) {
+  writeInputs(kernel.inputSets[0], problem, set);
+  if (fresh) poisonOutputs(kernel.outputSets[0]);
+  const times = await kernel.command.run(1, 1);
+  return times.wallNs[0];
+}
+
+/**
+ * The correctness trials: each set on poisoned outputs, then one on outputs
+ * that still hold the previous answer (a kernel that skips work when its
+ * output looks written fails there).
+ */
+async function checkTrials(
+  st: RunState,
+  kernel: PreparedKernel,
+  problem: SizedProblem,
+  sets: { checked: InputSet[]; edges: InputSet[]; timing: InputSet[] },
+  step: () => void,
+) {
+  const haveRefs = [...sets.checked, ...sets.timing].every((s) => s.ref);
+  for (const [i, set] of sets.checked.entries()) {
+    step();
+    const wall = await runOnce(kernel, problem, set, true);
+    if (i === 0) st.firstRunMs = wall / 1e6;
+    if (set.ref) {
+      st.trials.push(
+        checkOutputs(problem, kernel.outputSets[0], kernel.inputSets[0], set, "trial"),
+      );
+    }
+  }
+  for (const set of sets.edges) {
+    step();
+    if (!set.ref) continue;
+    await runOnce(kernel, problem, set, true);
+    st.trials.push(checkOutputs(problem, kernel.outputSets[0], kernel.inputSets[0], set, "edge"));
+    st.edgeRun.push(set.edge!);
+  }
+  // The last run left another set's answer in output set 0.
+  const last = st.trials.at(-1);
+  const next = sets.timing.find((s) => s.seed !== last?.seed || last?.edge !== undefined) ??
+    sets.timing[0];
+  if (next.ref) {
+    step();
+    await runOnce(kernel, problem, next, false);
+    st.trials.push(
+      checkOutputs(problem, kernel.outputSets[0], kernel.inputSets[0], next, "unpoisoned"),
+    );
+    st.unpoisoned = true;
+  }
+  st.verdict = haveRefs ? judgeTrials(st.trials) : {
+    status: "unchecked",
+    detail: "no reference outputs: run once without --metal to cache them",
+  };
+}
+
+/**
+ * Time the kernel: warm-up, then whole rotations of launches in growing
+ * chunks until `iters` samples or the time budget; then check every output
+ * set against the reference of the input it last received.
+ */
+async function timeKernel(
+  ctx: BenchContext,
+  st: RunState,
+  kernel: PreparedKernel,
+  problem: SizedProblem,
+  timing: InputSet[],
+  opts: BenchOptions,
+  step: () => void,
+) {
+  for (const [s, set] of timing.entries()) {
+    writeInputs(kernel.inputSets[s], problem, set);
+    poisonOutputs(kernel.outputSets[s]);
+  }
+  const batch = opts.clock.batch;
+  const target = wholeRotations(opts.iters, batch);
+  const quantum = sampleQuantum(batch);
+  const budgetMs = (opts.timeBudgetS ?? DEFAULT_TIME_BUDGET_S) * 1000;
+  const rotation = new RotationState();
+  const wallNs: number[] = [];
+  const deviceNs: number[] = [];
+  await ctx.withTimingLock(async () => {
+    const started = performance.now();
+    step();
+    if (opts.warmup > 0) {
+      await kernel.command.run(opts.warmup, batch);
+      rotation.ran(opts.warmup * batch);
+    }
+    let chunk = quantum;
+    while (wallNs.length < target) {
+      step();
+      const n = Math.min(chunk, target - wallNs.length);
+      const t = await kernel.command.run(n, batch);
+      rotation.ran(n * batch);
+      wallNs.push(...t.wallNs);
+      deviceNs.push(...t.deviceNs);
+      chunk = Math.min(chunk * 2, quantum * Math.ceil(1024 / quantum));
+      if (performance.now() - started > budgetMs && wallNs.length < target) {
+        st.notes.push(
+          `timing stopped after ${wallNs.length} of ${target} samples: the ${
+            budgetMs / 1000
+          } s time budget was spent`,
+        );
+        break;
+      }
+    }
+  });
+  if (wallNs.length !== opts.iters && wallNs.length === target) {
+    st.notes.push(`${target} samples (whole rotations of the buffer sets), not ${opts.iters}`);
+  }
+  st.kernelTiming = {
+    wall: summarize(wallNs),
+    device: summarize(deviceNs),
+    wallNs,
+    deviceNs,
+  };
+  if (!timing.every((s) => s.ref)) return;
+  for (let s = 0; s < ROTATION_SETS; s++) {
+    const last = rotation.lastInput[s];
+    if (last === null) continue;
+    st.trials.push(
+      checkOutputs(
+        problem,
+        kernel.outputSets[s],
+        kernel.inputSets[last],
+        timing[last],
+        "after-timing",
+        s,
+      ),
+    );
+    // The other input set must be untouched too.
+    const other = kernel.inputSets[1 - last];
+    const modified = modifiedInputs(other, problem, timing[1 - last]);
+    if (modified.length) st.trials.at(-1)!.inputsModified.push(...modified);
+  }
+  st.verdict = judgeTrials(st.trials);
 }
 
 /** Capture one run of the kernel; a backend without capture says why. */
@@ -202,15 +542,43 @@ async function capture(
   }
 }
 
+/** Leave out edge trials whose reference is not finite where large magnitudes overflow it. */
+function dropUndefinedEdges(st: RunState, problem: SizedProblem, edges: InputSet[]): InputSet[] {
+  const keep: InputSet[] = [];
+  for (const set of edges) {
+    const nonFinite = set.ref?.some((bytes, i) =>
+      decodeTensor(bytes, problem.outputs[i].dtype).some((v) => !Number.isFinite(v))
+    );
+    if (set.edge === "large" && nonFinite) {
+      st.skipped.push({
+        edge: "large",
+        reason: "the reference itself overflows at this magnitude",
+      });
+    } else keep.push(set);
+  }
+  return keep;
+}
+
 /**
- * One line out of a multi-line error: a compiler's first "file:line[:col]:
- * error:" diagnostic when there is one, else the first line.
+ * A --metal run can only check against cached reference outputs, which exist
+ * for the seeds of an earlier paired run: it takes the last one (recorded as
+ * "cached", so the run stays off the leaderboard). A paired run remembers its
+ * seed for that.
  */
-export function firstLine(message: string): string {
-  const lines = message.split("\n").map((l) => l.trim()).filter(Boolean);
-  const errors = lines.filter((l) => /^[^\s:]+:\d+(:\d+)?: (fatal )?error: /.test(l));
-  if (errors.length > 1) return `${errors[0]} (and ${errors.length - 1} more error(s))`;
-  return errors[0] ?? lines[0] ?? message;
+async function seedFor(
+  ctx: BenchContext,
+  problem: SizedProblem,
+  referenceText: string,
+  opts: BenchOptions,
+): Promise<BenchOptions> {
+  const key = await referenceKey(referenceText, problem, "seeds");
+  if (opts.mode === "paired") {
+    await ctx.referenceCache.rememberSeed(key, opts.seed);
+    return opts;
+  }
+  if (opts.mode !== "metal" || opts.seedSource !== "random") return opts;
+  const seed = await ctx.referenceCache.lastSeed(key);
+  return seed === undefined ? opts : { ...opts, seed, seedSource: "cached" };
 }
 
 /** Benchmark one problem. Never throws for a kernel's fault: it is recorded. */
@@ -222,120 +590,60 @@ export async function benchmark(
   const sp = sized(problem, opts.size);
   const backend = opts.mode === "mlx" ? null : ctx.backend;
   const reference = opts.mode === "metal" ? null : ctx.reference;
-  const local: BenchContext = { ...ctx, reference };
-
-  let source: KernelSource | null = null;
+  const st = new RunState();
+  for (const cls of EDGE_CLASSES) {
+    const reason = sp.edgeSkips[cls] ??
+      (edgeClasses(sp).length === 0 && !(cls in sp.edgeSkips) ? "no float input" : undefined);
+    if (reason) st.skipped.push({ edge: cls, reason });
+  }
   let kernel: PreparedKernel | null = null;
-  const trials: Correctness["trials"] = [];
-  let verdict: { status: CorrectnessStatus; detail: string } = {
-    status: "unchecked",
-    detail: "not run",
-  };
-  let error: RunRecord["error"] = null;
-  let kernelTiming: RunRecord["kernelTiming"] = null;
-  let mlxTiming: RunRecord["mlxTiming"] = null;
-  let coldStart: RunRecord["coldStart"] = null;
-  let firstRunMs: number | null = null;
-  let mlxFirstCallMs: number | null = null;
-  let pipelines: RunRecord["pipelines"] = [];
-  let gputrace: RunRecord["gputrace"] = null;
-
-  // The verdict's detail is one line; the error keeps the whole text
-  // (a compiler's diagnostics, a fault report).
-  const fail = (status: CorrectnessStatus, kind: string, message: string) => {
-    verdict = { status, detail: firstLine(message) };
-    error = { kind, message };
-  };
+  const step = () => ctx.signal?.throwIfAborted();
 
   try {
+    checkMemory(sp, backend);
     const referenceText = await Deno.readTextFile(problem.referencePath).catch(() => {
       throw new ReferenceProblemError(`no reference at ${problem.referencePath}`);
     });
-    const step = () => ctx.signal?.throwIfAborted();
     if (reference) await reference.load(problem.name, problem.referencePath, sp.init);
-    const trialInputs = [] as TrialInputs[];
-    for (let t = 0; t < opts.trials; t++) {
-      trialInputs.push(await makeInputs(sp, opts.seed + t, ctx.workDir));
-    }
+    opts = await seedFor(ctx, sp, referenceText, opts);
+    const sets = await makeInputSets(sp, opts, ctx.workDir);
 
     if (reference && opts.coldStart) {
-      mlxFirstCallMs = (await reference.cold(problem.name, trialInputs[0].files)) / 1e6;
+      st.mlxFirstCallMs = (await reference.cold(problem.name, sets.checked[0].files)) / 1e6;
     }
 
     if (backend) {
       step();
-      source = resolveKernelSource(problem, opts.variant ?? backend.chip?.variant);
+      st.source = resolveKernelSource(problem, opts.variant ?? backend.chip?.variant);
       try {
-        kernel = await prepareKernel(backend, sp, source);
-        pipelines = [...kernel.pipelines].map(([fn, p]) => ({ function: fn, ...p.facts() }));
+        kernel = await prepareKernel(backend, sp, st.source);
+        st.compileMs = kernel.compileMs;
+        st.pipelines = [...kernel.pipelines].map(([fn, p]) => ({ function: fn, ...p.facts() }));
       } catch (e) {
-        if (e instanceof KernelSetupError) fail("compile-error", e.kind, e.message);
+        if (e instanceof KernelSetupError) st.fail("compile-error", e.kind, e.message);
         else throw e;
       }
     }
 
-    // Correctness trials: the kernel against the reference's outputs.
     if (kernel) {
-      const refs: (Uint8Array<ArrayBuffer>[] | undefined)[] = [];
-      for (const inputs of trialInputs) {
-        const key = await referenceKey(referenceText, sp, inputs.seed);
-        refs.push(await referenceOutputs(local, sp, key, inputs));
+      for (const set of new Set([...sets.checked, ...sets.timing, ...sets.edges])) {
+        step();
+        set.ref = await referenceOutputs(ctx, reference, sp, referenceText, set);
       }
-      const haveRefs = refs.every((r) => r !== undefined);
+      sets.edges = dropUndefinedEdges(st, sp, sets.edges);
       try {
-        for (const [i, inputs] of trialInputs.entries()) {
-          step();
-          const wall = await runKernelOnce(kernel, sp, inputs);
-          if (i === 0) firstRunMs = wall / 1e6;
-          if (!haveRefs) continue;
-          trials.push({
-            seed: inputs.seed,
-            phase: "trial",
-            outputs: compareOutputs(sp, readTensors(kernel, sp.outputs), refs[i]!),
-            inputsModified: modifiedInputs(kernel, sp, inputs),
-          });
-        }
-        verdict = haveRefs ? judgeTrials(trials) : {
-          status: "unchecked",
-          detail: "no reference outputs: run once without --metal to cache them",
-        };
-
-        // Timing, with trial 0's inputs; then check the outputs the timed runs left.
-        const inputs = trialInputs[0];
-        await runKernelOnce(kernel, sp, inputs);
-        const k = kernel;
-        const batch = opts.clock.batch;
-        const times = await ctx.withTimingLock(async () => {
-          step();
-          if (opts.warmup > 0) await k.command.run(opts.warmup, batch);
-          step();
-          return await k.command.run(opts.iters, batch);
-        });
-        kernelTiming = {
-          wall: summarize(times.wallNs),
-          device: summarize(times.deviceNs),
-          wallNs: [...times.wallNs],
-          deviceNs: [...times.deviceNs],
-        };
+        await checkTrials(st, kernel, sp, sets, step);
+        await timeKernel(ctx, st, kernel, sp, sets.timing, opts, step);
         if (opts.gputrace) {
           const path = opts.gputrace.endsWith(".gputrace")
             ? opts.gputrace
             : join(opts.gputrace, `${problem.name}.gputrace`);
-          gputrace = await capture(kernel, path);
-        }
-        if (haveRefs) {
-          trials.push({
-            seed: inputs.seed,
-            phase: "after-timing",
-            outputs: compareOutputs(sp, readTensors(kernel, sp.outputs), refs[0]!),
-            inputsModified: modifiedInputs(kernel, sp, inputs),
-          });
-          verdict = judgeTrials(trials);
+          st.gputrace = await capture(kernel, path);
         }
       } catch (e) {
         if (e instanceof BridgeError && (e.status === "execution" || e.status === "timeout")) {
-          fail("fault", e.status, e.message);
-          kernelTiming = null;
+          st.fail("fault", e.status, e.message);
+          st.kernelTiming = null;
         } else throw e;
       }
     }
@@ -343,15 +651,16 @@ export async function benchmark(
     if (reference) {
       step();
       const r = reference;
+      const samples = st.kernelTiming?.wall.n ?? opts.iters;
       const t = await ctx.withTimingLock(() =>
-        r.time(problem.name, trialInputs[0].files, {
+        r.time(problem.name, sets.checked[0].files, {
           warmup: opts.warmup,
-          samples: opts.iters,
+          samples,
           mode: opts.clock.mode,
           batch: opts.clock.batch,
         })
       );
-      mlxTiming = {
+      st.mlxTiming = {
         wall: summarize(t.samplesNs),
         wallNs: t.samplesNs,
         device: r.device,
@@ -360,9 +669,11 @@ export async function benchmark(
     }
   } catch (e) {
     if (e instanceof ReferenceProblemError) {
-      fail("unchecked", "reference", e.message);
+      st.fail("unchecked", "reference", e.message);
+    } else if (e instanceof ResourceError) {
+      st.fail("unchecked", "resource", e.message);
     } else if (e instanceof BridgeError) {
-      fail("fault", e.status, e.message);
+      st.fail("fault", e.status, e.message);
     } else {
       throw e;
     }
@@ -370,21 +681,47 @@ export async function benchmark(
     kernel?.free();
   }
 
-  if (opts.coldStart) {
-    coldStart = { compileMs: kernel?.compileMs ?? null, firstRunMs, mlxFirstCallMs };
-  }
+  return {
+    record: await makeRecord(ctx, problem, sp, opts, st),
+    sourceText: st.source?.text ?? null,
+  };
+}
 
-  const devSeconds = kernelTiming ? kernelTiming.device.median / 1e9 : null;
+async function makeRecord(
+  ctx: BenchContext,
+  problem: Problem,
+  sp: SizedProblem,
+  opts: BenchOptions,
+  st: RunState,
+): Promise<RunRecord> {
+  const backend = opts.mode === "mlx" ? null : ctx.backend;
+  const kt = st.kernelTiming;
+  const devSeconds = kt ? kt.device.median / 1e9 : null;
   const gflops = devSeconds ? sp.flops / devSeconds / 1e9 : null;
   const gbps = devSeconds ? sp.bytes / devSeconds / 1e9 : null;
-  const speedup = kernelTiming && mlxTiming
-    ? mlxTiming.wall.median / kernelTiming.wall.median
-    : null;
+  const speedup = kt && st.mlxTiming ? st.mlxTiming.wall.median / kt.wall.median : null;
   const chip = backend?.chip ?? null;
   const intensity = sp.bytes > 0 ? sp.flops / sp.bytes : 0;
-  const stab = kernelTiming ? stability(kernelTiming.wall) : null;
-
-  const record: RunRecord = {
+  const lowPrecision = sp.outputs.some((t) => t.dtype === "float16" || t.dtype === "bfloat16");
+  const plausibility = kt
+    ? judgePlausibility(
+      [
+        { label: "kernel time (device)", ns: kt.device.median },
+        { label: "kernel time (wall)", ns: kt.wall.median },
+      ],
+      sp.bytes,
+      sp.flops,
+      ceilingsFor(chip, lowPrecision),
+    )
+    : null;
+  const protocol: Protocol = {
+    version: PROTOCOL_VERSION,
+    seedSource: opts.seedSource,
+    edgeClasses: st.edgeRun,
+    rotationSets: kt ? ROTATION_SETS : 0,
+    unpoisonedTrial: st.unpoisoned,
+  };
+  return {
     version: SCHEMA_VERSION,
     id: crypto.randomUUID(),
     kernel: problem.name,
@@ -408,20 +745,29 @@ export async function benchmark(
       warmup: opts.warmup,
       iters: opts.iters,
       clock: opts.clock,
+      protocol,
     },
-    source: source
+    source: st.source
       ? {
-        path: source.path,
-        variant: source.variant,
-        sha256: await sha256Hex(source.text),
-        metallib: backend?.kind === "metal" ? source.metallib : null,
+        path: st.source.path,
+        variant: st.source.variant,
+        sha256: await sha256Hex(st.source.text),
+        metallib: backend?.kind === "metal" ? st.source.metallib : null,
       }
       : null,
-    pipelines,
-    correctness: summarizeCorrectness(verdict.status, verdict.detail, sp, trials),
-    kernelTiming,
-    mlxTiming,
-    coldStart,
+    pipelines: st.pipelines,
+    correctness: summarizeCorrectness(
+      st.verdict.status,
+      st.verdict.detail,
+      sp,
+      st.trials,
+      st.skipped,
+    ),
+    kernelTiming: kt,
+    mlxTiming: st.mlxTiming,
+    coldStart: opts.coldStart
+      ? { compileMs: st.compileMs, firstRunMs: st.firstRunMs, mlxFirstCallMs: st.mlxFirstCallMs }
+      : null,
     metrics: {
       speedup,
       gflops,
@@ -435,10 +781,11 @@ export async function benchmark(
         ? (intensity < chip.peakGflops / chip.peakGBps ? "memory-bound" : "compute-bound")
         : null,
     },
-    scores: scores({ speedup, gflops, gbps, stability: stab }),
+    scores: scores({ speedup, gflops, gbps, stability: kt ? stability(kt.wall) : null }),
     target: opts.target,
-    gputrace,
-    error,
+    gputrace: st.gputrace,
+    plausibility,
+    notes: st.notes,
+    error: st.error,
   };
-  return { record, sourceText: source?.text ?? null };
 }

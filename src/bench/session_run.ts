@@ -5,7 +5,7 @@
  */
 import type { Problem } from "../registry/load.ts";
 import type { Workspace } from "../registry/workspace.ts";
-import { appendRun } from "../store/results.ts";
+import { appendRun, ResultsFileError } from "../store/results.ts";
 import { describeUpdate, offerRun } from "../store/session.ts";
 import { writeSessionDocs } from "../store/markdown.ts";
 import type { RunRecord } from "../store/schema.ts";
@@ -51,7 +51,38 @@ export function summarizeRuns(runs: RunRecord[]): Summary {
   };
 }
 
+/**
+ * Append the record to results/. When that fails (a folder that cannot be
+ * written, a full disk) the record is not lost: it goes to a file in the
+ * temporary folder, and a note says where and why.
+ */
+async function saveRun(resultsDir: string, record: RunRecord, events: SessionEvents) {
+  try {
+    await appendRun(resultsDir, record);
+    return true;
+  } catch (e) {
+    const fallback = await Deno.makeTempFile({
+      prefix: `metalbench-${record.kernel}-`,
+      suffix: ".json",
+    });
+    await Deno.writeTextFile(fallback, JSON.stringify(record, null, 1) + "\n");
+    events.onUnsaved?.(fallback);
+    // A corrupt results file still stops the run (exit 4), with the record kept.
+    if (e instanceof ResultsFileError) {
+      throw new ResultsFileError(`${e.message}; this run's record was saved to ${fallback}`);
+    }
+    events.onNote?.(
+      `could not write the run to ${resultsDir}: ${
+        (e as Error).message
+      } — the record was saved to ${fallback}; fix: make the results folder writable, or pass --no-session`,
+    );
+    return false;
+  }
+}
+
 export interface SessionEvents {
+  /** A run record could not be written to results/ and went to this file instead. */
+  onUnsaved?(path: string): void;
   onStart?(problem: Problem, index: number, total: number): void;
   onResult?(record: RunRecord, index: number, total: number, elapsedMs: number): void;
   /** A line for stderr: session.json updates, notes. */
@@ -74,7 +105,7 @@ export async function runSession(
     records.push(record);
     events.onResult?.(record, i, problems.length, performance.now() - started);
     if (opts.save && record.mode !== "mlx") {
-      await appendRun(workspace.resultsDir, record);
+      if (!await saveRun(workspace.resultsDir, record, events)) continue;
       if (sourceText !== null) {
         const update = await offerRun(
           workspace.sessionPath,

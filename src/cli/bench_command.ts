@@ -11,6 +11,7 @@ import { MlxReference } from "../bench/reference_mlx.ts";
 import { ReferenceCache } from "../bench/reference_cache.ts";
 import { runSession, summarizeRuns, type Summary } from "../bench/session_run.ts";
 import type { BenchContext, RunMode } from "../bench/run.ts";
+import { freshSeed } from "../bench/inputs.ts";
 import { renderReport, renderTable } from "../bench/report.ts";
 import { withLock } from "../store/files.ts";
 import { readSession } from "../store/session.ts";
@@ -33,7 +34,8 @@ export interface BenchFlags {
   batch?: number;
   clock: "batched" | "per-launch";
   trials: number;
-  seed: number;
+  seed?: number;
+  timeBudget?: number;
   coldStart?: true;
   variant?: string;
   timeout?: number;
@@ -194,8 +196,10 @@ export async function benchCommand(names: string[], flags: BenchFlags): Promise<
     const records = await runSession(ctx, workspace, problems, {
       mode,
       size: flags.size ?? d.size,
-      seed: flags.seed,
+      seed: flags.seed ?? freshSeed(),
+      seedSource: flags.seed === undefined ? "random" : "user",
       trials: flags.trials,
+      timeBudgetS: flags.timeBudget,
       warmup: flags.warmup ?? d.warmup,
       iters: flags.iters ?? d.iters,
       clock: clockOf(flags, batch, mode === "mlx" ? null : kind),

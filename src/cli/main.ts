@@ -14,15 +14,25 @@ import { TARGETS } from "../store/schema.ts";
 import { PROBLEM_SETS } from "../registry/schema.ts";
 import { VERSION } from "../version.ts";
 import { errorToExit, printError } from "./errors.ts";
+import { DEFAULT_TRIALS } from "../store/protocol.ts";
 
-function intOption(min: number) {
+/** An integer option within [min, max]; the bounds keep a typo from running for days. */
+function intOption(min: number, max = 2 ** 31 - 1) {
   return (value: string): number => {
     const n = Number(value);
-    if (!Number.isInteger(n) || n < min) {
-      throw new InvalidArgumentError(`expected an integer ≥ ${min}, got '${value}'`);
+    if (!/^\s*-?\d+\s*$/.test(value) || !Number.isSafeInteger(n) || n < min || n > max) {
+      throw new InvalidArgumentError(`expected an integer from ${min} to ${max}, got '${value}'`);
     }
     return n;
   };
+}
+
+function secondsOption(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0 || n > 86400) {
+    throw new InvalidArgumentError(`expected seconds from 0 to 86400, got '${value}'`);
+  }
+  return n;
 }
 
 export function buildProgram(setExit: (code: number) => void = () => {}) {
@@ -55,15 +65,33 @@ export function buildProgram(setExit: (code: number) => void = () => {}) {
         ["bench", "test"] as const,
       ),
     )
-    .option("--iters <n>", "timed samples", intOption(1))
-    .option("--warmup <n>", "untimed samples first", intOption(0))
-    .option("--batch <k>", "launches per sample for the batched clock", intOption(1))
+    .option("--iters <n>", "timed samples (up to 1000000)", intOption(1, 1_000_000))
+    .option("--warmup <n>", "untimed samples first (up to 100000)", intOption(0, 100_000))
+    .option(
+      "--batch <k>",
+      "launches per sample for the batched clock (up to 4096)",
+      intOption(1, 4096),
+    )
+    .option(
+      "--time-budget <seconds>",
+      "stop timing a kernel after this long, keeping the samples so far (default 120)",
+      secondsOption,
+    )
     .addOption(
       new Option("--clock <clock>", "batched: K launches then one wait; per-launch: one wait each")
         .choices(["batched", "per-launch"] as const).default("batched" as const),
     )
-    .option("--trials <n>", "correctness trials, each with fresh inputs", intOption(1), 3)
-    .option("--seed <n>", "seed of the first trial's inputs", intOption(0), 0)
+    .option(
+      "--trials <n>",
+      "correctness trials, each with fresh inputs (up to 64)",
+      intOption(1, 64),
+      DEFAULT_TRIALS,
+    )
+    .option(
+      "--seed <n>",
+      "seed of the first trial's inputs, to reproduce a run (default: drawn fresh; a run with --seed stays off the leaderboard)",
+      intOption(0),
+    )
     .option(
       "--cold-start",
       "also measure first-launch latency (compile, first run, first MLX call)",

@@ -53,6 +53,8 @@ export interface SizedProblem {
   intermediates: ResolvedTensor[];
   dispatches: ResolvedDispatch[];
   tolerance: Tolerances;
+  /** Edge-value classes left out, with the registry's reason. */
+  edgeSkips: Partial<Record<string, string>>;
   flops: number;
   bytes: number;
 }
@@ -187,6 +189,7 @@ export function sizeProblem(
       intermediates,
       dispatches,
       tolerance: entry.tolerance ?? DEFAULT_TOLERANCE[outputs[0].dtype],
+      edgeSkips: entry.edgeTrials.skip,
       flops: evaluate(entry.flops, env),
       bytes: evaluate(entry.bytes, env),
     };

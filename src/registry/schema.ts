@@ -10,6 +10,10 @@
  */
 import { z } from "zod";
 
+/** Edge-value input classes (src/bench/edge_values.ts makes them). */
+export const EDGE_CLASSES = ["zeros", "negative", "large", "nonfinite"] as const;
+export type EdgeClass = (typeof EDGE_CLASSES)[number];
+
 export const DTYPES = ["float32", "float16", "bfloat16", "int32", "uint32"] as const;
 export const Dtype = z.enum(DTYPES);
 export type Dtype = z.infer<typeof Dtype>;
@@ -109,6 +113,16 @@ const Common = {
   /** Why the sizes and tolerances are what they are. */
   notes: z.string().optional(),
   tolerance: Tolerance.optional(),
+  /**
+   * Edge-value trials this problem leaves out, each with the reason (why the
+   * reference gives no comparable result for that class of inputs).
+   */
+  edgeTrials: z.object({
+    skip: z.partialRecord(
+      z.enum(EDGE_CLASSES),
+      z.string().min(10, "say why this edge class does not apply (at least a sentence)"),
+    ).default({}),
+  }).default({ skip: {} }),
   /**
    * Model(**init) arguments. Numeric ones are also names in the entry's
    * expressions, so a kernel scalar can say "eps" instead of repeating it.

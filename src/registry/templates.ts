@@ -31,8 +31,17 @@ const NORMAL: Distribution = { kind: "normal", mean: 0, std: 1 };
 
 /** The fields every entry carries over unchanged into the full form. */
 function commonFields(e: ElementwiseEntry | RowwiseEntry | MatmulEntry) {
-  const { description, notes, tolerance, init, derived, sizes } = e;
-  return { template: "custom" as const, description, notes, tolerance, init, derived, sizes };
+  const { description, notes, tolerance, edgeTrials, init, derived, sizes } = e;
+  return {
+    template: "custom" as const,
+    description,
+    notes,
+    tolerance,
+    edgeTrials,
+    init,
+    derived,
+    sizes,
+  };
 }
 
 const product = (dims: DimT[]): string => dims.map((d) => `(${d})`).join("*");

@@ -40,11 +40,21 @@ export type CorrectnessStatus = z.infer<typeof CorrectnessStatus>;
 
 export const Trial = z.object({
   seed: z.number(),
-  /** "after-timing" re-checks the outputs left by the timed runs. */
-  phase: z.enum(["trial", "after-timing"]),
+  /**
+   * "trial": fresh inputs, NaN-poisoned outputs; "edge": the same with
+   * edge-value inputs (`edge` names the class); "unpoisoned": fresh inputs
+   * into outputs that still hold the previous trial's answer;
+   * "after-timing": each rotated output set as the timed launches left it.
+   */
+  phase: z.enum(["trial", "edge", "unpoisoned", "after-timing"]),
+  edge: z.string().optional(),
+  /** after-timing: which rotation output set was checked. */
+  outputSet: z.number().optional(),
   outputs: z.array(z.object({ name: z.string(), comparison: Comparison })),
   /** Names of inputs the kernel modified. */
   inputsModified: z.array(z.string()),
+  /** Names of outputs whose padding past the last element the kernel wrote. */
+  paddingModified: z.array(z.string()).default([]),
 });
 
 export const Correctness = z.object({
@@ -57,6 +67,8 @@ export const Correctness = z.object({
   maxRelError: z.number(),
   /** Smallest share of elements within tolerance over all trials and outputs. */
   withinFraction: z.number(),
+  /** Edge classes not run, and why. */
+  skipped: z.array(z.object({ edge: z.string(), reason: z.string() })).default([]),
 });
 export type Correctness = z.infer<typeof Correctness>;
 
@@ -111,6 +123,21 @@ export const PipelineInfo = z.object({
   staticThreadgroupMemoryLength: z.number(),
 });
 
+/**
+ * How a run checked and timed the kernel. Version 1 had fixed public seeds,
+ * no edge trials and no rotating buffers; only runs with the default
+ * protocol or a stricter one enter session.json.
+ */
+export const Protocol = z.object({
+  version: z.number(),
+  /** "random": drawn for this run; "user": --seed (reproducible, and known in advance). */
+  seedSource: z.enum(["random", "user", "cached"]),
+  edgeClasses: z.array(z.string()),
+  rotationSets: z.number(),
+  unpoisonedTrial: z.boolean(),
+});
+export type Protocol = z.infer<typeof Protocol>;
+
 export const Settings = z.object({
   size: z.enum(["bench", "test"]),
   seed: z.number(),
@@ -118,6 +145,8 @@ export const Settings = z.object({
   warmup: z.number(),
   iters: z.number(),
   clock: Clock,
+  /** Absent in records of protocol version 1. */
+  protocol: Protocol.optional(),
 });
 export type Settings = z.infer<typeof Settings>;
 
@@ -166,6 +195,10 @@ export const RunRecord = z.object({
   target: Target,
   /** --gputracer: the .gputrace of one run of the kernel (Metal only). */
   gputrace: z.object({ path: z.string(), written: z.boolean(), detail: z.string() }).nullable(),
+  /** Times against the device's physical limits (roofline floor); null when not timed. */
+  plausibility: z.object({ plausible: z.boolean(), detail: z.string() }).nullable().default(null),
+  /** Notes on how the run went: a time budget that cut sampling short, … */
+  notes: z.array(z.string()).default([]),
   error: z.object({ kind: z.string(), message: z.string() }).nullable(),
 });
 export type RunRecord = z.infer<typeof RunRecord>;

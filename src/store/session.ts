@@ -5,6 +5,7 @@
  * clock), so a best is never "won" by changing the settings.
  */
 import { atomicWrite, lockPathFor, readJsonFile, withLock } from "./files.ts";
+import { leaderboardBlockers, PROTOCOL_VERSION } from "./protocol.ts";
 import {
   type RunRecord,
   SCHEMA_VERSION,
@@ -69,8 +70,14 @@ export function judge(session: Session, run: RunRecord, source: string): Session
         : "the kernel was not timed",
     };
   }
+  const blockers = leaderboardBlockers(run);
+  if (blockers.length) return { kind: "not-eligible", reason: blockers.join("; ") };
   const previous = session.buckets[run.bucket]?.[run.kernel];
   if (!previous) return { kind: "new-best", entry };
+  // An entry measured under an older, weaker protocol gives way to any valid run.
+  if ((previous.settings.protocol?.version ?? 1) < PROTOCOL_VERSION) {
+    return { kind: "new-best", entry, previous };
+  }
   if (previous.settingsKey !== entry.settingsKey) {
     return {
       kind: "kept",
