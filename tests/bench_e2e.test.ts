@@ -126,7 +126,7 @@ const CASES: Record<string, Case> = {
   cheat_writes_nothing: {
     kernel: scalarKernel("(void)x; (void)y;"),
     expect: "incorrect",
-    detail: /0\.00% of 3003 elements within tolerance.*NaN\/Inf where the reference has none/,
+    detail: /0\.00% of 3003 elements within tolerance.*NaN\/Inf mismatch/,
   },
   cheat_writes_half: {
     kernel: scalarKernel("if (gid < n / 2) y[gid] = relu(x[gid]);"),
@@ -142,7 +142,7 @@ const CASES: Record<string, Case> = {
   cheat_first_seed_only: {
     kernel: scalarKernel(`y[gid] = x[0] == ${firstValueOfSeed0()} ? relu(x[gid]) : 0.0f;`),
     expect: "incorrect",
-    detail: /trial seed 1/,
+    detail: /trial seed \d+/,
   },
   bug_wrong_index: {
     kernel: scalarKernel("y[gid] = relu(x[gid > 0 ? gid - 1 : 0]);"),

@@ -21,6 +21,21 @@ function scoreCell(v: number | null): string {
   return Math.abs(v) >= 100 ? v.toFixed(2) : v.toFixed(3);
 }
 
+/** What the checks were: trials, edge classes, the un-poisoned trial, rotated sets; the seed. */
+function checksLine(r: RunRecord): string {
+  const t = r.correctness.trials;
+  const count = (phase: string) => t.filter((x) => x.phase === phase).length;
+  const edges = t.filter((x) => x.phase === "edge").map((x) => x.edge);
+  const p = r.settings.protocol;
+  const seed = `seed ${r.settings.seed}${p ? ` (${p.seedSource})` : ""}`;
+  return [
+    `${count("trial")} trials`,
+    edges.length ? `${edges.length} edge (${edges.join(", ")})` : "",
+    count("unpoisoned") ? `${count("unpoisoned")} on un-poisoned outputs` : "",
+    count("after-timing") ? `${count("after-timing")} rotated output sets after timing` : "",
+  ].filter(Boolean).join(" + ") + ` · ${seed}`;
+}
+
 export function renderReport(r: RunRecord): string {
   const sim = r.backend === "sim" && r.mode !== "mlx";
   const headline = r.scores[r.target];
@@ -81,12 +96,13 @@ export function renderReport(r: RunRecord): string {
         ` within_tol=${(100 * c.withinFraction).toFixed(2)}%`
       : "";
     row("correctness", `${mark}${errs}`);
-    row(
-      "",
-      c.status === "correct"
-        ? `${c.trials.length} checks (${r.settings.trials} seeds from ${r.settings.seed}, NaN-poisoned outputs, re-checked after timing)`
-        : c.detail,
-    );
+    row("", c.status === "correct" ? checksLine(r) : c.detail);
+    if (c.skipped.length) {
+      row(
+        "",
+        `edge trials left out: ${c.skipped.map((s) => `${s.edge} (${s.reason})`).join("; ")}`,
+      );
+    }
   }
 
   const clk = r.settings.clock;
@@ -130,6 +146,10 @@ export function renderReport(r: RunRecord): string {
     );
     row("stability", `${fixed(r.scores.stable, 2)} (1 − (p90 − p10)/median)`);
   }
+  if (r.plausibility && !r.plausibility.plausible) {
+    row("plausible", `✗ ${r.plausibility.detail}: a finding, kept off the leaderboard`);
+  }
+  for (const note of r.notes) row("note", note);
   if (r.gputrace) {
     row(
       "gputrace",

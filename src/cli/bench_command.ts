@@ -136,6 +136,20 @@ export function renderSummary(s: Summary, sim: boolean): string {
   ].join("\n");
 }
 
+/**
+ * The exit code of a run: a kernel that failed wins over a problem too big
+ * for this machine (2) and over a record that could not be written (3).
+ */
+function exitCodeFor(records: RunRecord[], unsaved: boolean): number {
+  const failed = records.some((r) =>
+    ["incorrect", "fault", "compile-error"].includes(r.correctness.status)
+  );
+  if (failed || records.some((r) => r.error?.kind === "reference")) return EXIT.KERNEL_FAILED;
+  if (records.some((r) => r.error?.kind === "resource")) return EXIT.USAGE;
+  if (unsaved) return EXIT.ENVIRONMENT;
+  return EXIT.OK;
+}
+
 export async function benchCommand(names: string[], flags: BenchFlags): Promise<number> {
   if (flags.mlx && flags.metal) {
     throw new CliError("--mlx and --metal exclude each other", EXIT.USAGE);
@@ -193,6 +207,7 @@ export async function benchCommand(names: string[], flags: BenchFlags): Promise<
       signal: interrupt.signal,
     };
     const many = problems.length > 1;
+    const unsaved: string[] = [];
     const records = await runSession(ctx, workspace, problems, {
       mode,
       size: flags.size ?? d.size,
@@ -218,6 +233,7 @@ export async function benchCommand(names: string[], flags: BenchFlags): Promise<
         else console.log(renderReport(r));
       },
       onNote: (line) => console.error(line),
+      onUnsaved: (path) => unsaved.push(path),
     });
     const summary = summarizeRuns(records);
     if (flags.json) {
@@ -226,11 +242,7 @@ export async function benchCommand(names: string[], flags: BenchFlags): Promise<
       console.log(renderTable(records));
       console.log(renderSummary(summary, kind === "sim" && mode !== "mlx"));
     }
-    const failed = records.some((r) =>
-      ["incorrect", "fault", "compile-error"].includes(r.correctness.status)
-    );
-    const refFailed = records.some((r) => r.error?.kind === "reference");
-    return failed || refFailed ? EXIT.KERNEL_FAILED : EXIT.OK;
+    return exitCodeFor(records, unsaved.length > 0);
   } catch (e) {
     // After Ctrl-C, whatever broke on the way out (the worker killed, the
     // abort itself) is the interruption, not an error of its own.
