@@ -118,11 +118,50 @@ bool exists(const std::string &p) { return access(p.c_str(), F_OK) == 0; }
 
 // ---- shared state behind the handles -------------------------------------
 
+// A time of the bridge's clock plus ms milliseconds, n times (saturating).
+uint64_t after_ms(uint64_t from, unsigned ms, uint64_t n = 1) {
+  const uint64_t step = uint64_t(ms) * 1000000ull;
+  if (n && step > (UINT64_MAX - from) / n) return UINT64_MAX;
+  return from + step * n;
+}
+
+// Bytes the runner produced, shown in one line: printable ASCII as is,
+// everything else escaped.
+std::string escaped(const char *p, size_t n) {
+  std::string o;
+  for (size_t i = 0; i < n; ++i) {
+    auto c = static_cast<unsigned char>(p[i]);
+    if (c == '\\') o += "\\\\";
+    else if (c == '\n') o += "\\n";
+    else if (c == '\t') o += "\\t";
+    else if (c == '\r') o += "\\r";
+    else if (c >= 0x20 && c < 0x7f) o += static_cast<char>(c);
+    else {
+      char b[8];
+      std::snprintf(b, sizeof b, "\\x%02x", c);
+      o += b;
+    }
+  }
+  return o;
+}
+
+constexpr size_t kOutputShown = 2048; // bytes of the runner's output put in a message
+
 struct Reply {
   int32_t status = MB_OK;
   std::string message;
   mbipc::Header header{};
-  std::vector<uint8_t> payload;
+  std::vector<uint8_t> payload; // after the nonce
+};
+
+// What a request waits for.
+struct Wait {
+  uint32_t type;         // the answer expected (or ERROR)
+  uint64_t nonce;        // ... echoing this
+  uint64_t deadline_ns;  // on the bridge's clock; nothing the runner says extends it
+  unsigned limit_ms;     // the limit as messages state it
+  const std::vector<std::string> *steps = nullptr; // a RUN's steps (names)
+  const char *loading = nullptr;                   // a LOAD's kernel
 };
 
 struct Device {
@@ -138,14 +177,20 @@ struct Device {
   pid_t pid = -1;
   int sock = -1;
   int life = -1; // write end of the runner's life pipe
+  int out = -1;  // the runner's stdout and stderr (a memfd), kept after it stops
+  clockid_t cpu_clock{}; // the runner's CPU time, all threads
   mbipc::Control *control = nullptr;
+  mbipc::Inbox inbox; // what the runner sent, not yet taken
   uint64_t generation = 0; // of the current runner
   bool sandboxed = false;  // the current runner has run kernels: it loads no more
   bool closed = false;
 
   unsigned compiler_runs = 0, cache_hits = 0, runner_starts = 0;
 
-  ~Device() { stop_runner(); }
+  ~Device() {
+    stop_runner();
+    if (out >= 0) close(out);
+  }
 
   void stop_runner() {
     if (pid > 0) {
@@ -160,6 +205,7 @@ struct Device {
     pid = -1;
     sock = life = -1;
     control = nullptr;
+    inbox.clear();
     sandboxed = false;
   }
 
@@ -172,34 +218,44 @@ struct Device {
 
   bool start_runner(std::string *err) {
     if (pid > 0) return true;
+    if (out >= 0) close(out);
+    out = -1;
     int sv[2], lp[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0 || pipe2(lp, O_CLOEXEC) != 0) {
       *err = "cannot create the runner's channels";
       return false;
     }
     int cfd = static_cast<int>(memfd_create("mb_sim_control", MFD_CLOEXEC));
-    if (cfd < 0 || ftruncate(cfd, sizeof(mbipc::Control)) != 0) {
+    int ofd = static_cast<int>(memfd_create("mb_sim_output", MFD_CLOEXEC));
+    if (cfd < 0 || ofd < 0 || ftruncate(cfd, sizeof(mbipc::Control)) != 0) {
       *err = "cannot create the runner's control page";
       return false;
     }
     void *ctl = mmap(nullptr, sizeof(mbipc::Control), PROT_READ | PROT_WRITE, MAP_SHARED, cfd, 0);
     int child_sock = high_fd(sv[1]), child_life = high_fd(lp[0]);
     cfd = high_fd(cfd);
+    out = high_fd(ofd);
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, child_sock, mbipc::kSocketFd);
     posix_spawn_file_actions_adddup2(&fa, child_life, mbipc::kLifeFd);
     posix_spawn_file_actions_adddup2(&fa, cfd, mbipc::kControlFd);
-    // Kernel code gets neither the host's input nor its output.
+    // Kernel code gets neither the host's input nor its terminal: what the
+    // runner prints goes to a memfd, shown (escaped) only in error messages.
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, out, 1);
+    posix_spawn_file_actions_adddup2(&fa, out, 2);
     posix_spawnattr_t attr;
     mbsim::clean_signal_attr(&attr);
-    std::string w = std::to_string(workers), s = std::to_string(stack_kb);
+    const uint64_t hello = mbipc::fresh_nonce();
+    std::string w = std::to_string(workers), s = std::to_string(stack_kb),
+                h = std::to_string(hello);
     const char *argv[] = {runner_path.c_str(), "--workers", w.c_str(), "--stack-kb", s.c_str(),
-                          "--sandbox", sandbox ? "1" : "0", nullptr};
+                          "--sandbox", sandbox ? "1" : "0", "--hello", h.c_str(), nullptr};
+    // An empty environment: the user's variables (API keys) stay out of reach.
+    char *const no_env[] = {nullptr};
     pid_t p;
-    int rc = posix_spawn(&p, runner_path.c_str(), &fa, &attr, const_cast<char **>(argv), environ);
+    int rc = posix_spawn(&p, runner_path.c_str(), &fa, &attr, const_cast<char **>(argv), no_env);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
     close(child_sock);
@@ -218,10 +274,17 @@ struct Device {
     control = static_cast<mbipc::Control *>(ctl);
     ++generation;
     ++runner_starts;
-    Reply r = wait_reply(nullptr, nullptr, 10000);
-    if (r.status != MB_OK || r.header.type != mbipc::HELLO) {
-      *err = "the simulator runner did not start: " +
-             (r.message.empty() ? std::string("no greeting") : r.message);
+    if (clock_getcpuclockid(pid, &cpu_clock) != 0) {
+      *err = "cannot read the simulator runner's CPU clock";
+      stop_runner();
+      return false;
+    }
+    // A runner that stops reading must not hold the bridge in send().
+    timeval tv{5, 0};
+    setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    Reply r = wait_reply({mbipc::HELLO, hello, after_ms(now_ns(), 10000), 10000});
+    if (r.status != MB_OK) {
+      *err = "the simulator runner did not start: " + r.message;
       stop_runner();
       return false;
     }
@@ -238,55 +301,132 @@ struct Device {
     return sock >= 0 && mbipc::send_frame(sock, type, w.data(), fd);
   }
 
-  // Waits for the runner's answer. `steps` names kernels for time-outs during
-  // a RUN (per dispatch, from the control page); otherwise limit_ms bounds
-  // the whole wait. A dead or killed runner is reaped here.
-  Reply wait_reply(const std::vector<std::string> *steps, const char *loading, unsigned limit_ms) {
+  // The runner's CPU time (all its threads), read from outside it.
+  bool runner_cpu_ns(uint64_t *ns) const {
+    timespec ts;
+    if (pid <= 0 || clock_gettime(cpu_clock, &ts) != 0) return false;
+    *ns = static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+    return true;
+  }
+
+  // Forgets what the runner printed before (called as a run starts).
+  void clear_output() {
+    struct stat st;
+    if (out >= 0 && fstat(out, &st) == 0 && st.st_size > 0) {
+      if (ftruncate(out, 0) == 0) lseek(out, 0, SEEK_SET); // the runner shares this offset
+    }
+  }
+
+  // " — runner output (N bytes): ..." when the runner printed anything.
+  std::string output_note() const {
+    struct stat st;
+    if (out < 0 || fstat(out, &st) != 0 || st.st_size <= 0) return "";
+    char buf[kOutputShown];
+    size_t total = static_cast<size_t>(st.st_size);
+    ssize_t n = pread(out, buf, std::min(total, sizeof buf), 0);
+    if (n <= 0) return "";
+    std::string what = total > kOutputShown ? "first " + std::to_string(kOutputShown) + " of " +
+                                                  std::to_string(total) + " bytes"
+                                            : std::to_string(total) + " bytes";
+    return " \u2014 runner output (" + what + "): " + escaped(buf, static_cast<size_t>(n));
+  }
+
+  std::string running_kernel(const std::vector<std::string> *steps) const {
+    unsigned i = control ? control->step.load() : ~0u;
+    return steps && i < steps->size() ? (*steps)[i] : "?";
+  }
+
+  // Something other than the awaited answer came: kernel code wrote to the
+  // channel. The runner is stopped.
+  std::string forged(const std::vector<std::string> *steps, const char *loading) {
+    std::string m = steps ? "kernel '" + running_kernel(steps) +
+                                "' wrote to the simulator's channel (a forged reply); stopped"
+                    : loading ? "the simulator runner sent an unexpected message while loading "
+                                "kernel '" + std::string(loading) + "'; stopped"
+                              : "kernel code wrote to the simulator's channel (a forged "
+                                "message); stopped";
+    m += " \u2014 fix: a kernel must not write to file descriptors";
+    stop_runner();
+    return m + output_note();
+  }
+
+  // Waits for the answer to the request `w` describes. Any other frame, a
+  // dead runner or the deadline ends the wait with an error; a dead or
+  // killed runner is reaped here.
+  Reply wait_reply(const Wait &w) {
     Reply r;
-    uint64_t start = now_ns();
+    auto fail = [&](int32_t status, std::string msg) {
+      r.status = status;
+      r.message = std::move(msg);
+      return r;
+    };
     for (;;) {
-      pollfd p{sock, POLLIN, 0};
-      int k = poll(&p, 1, 50);
-      if (k > 0) {
-        int fd = -1;
-        if (mbipc::recv_frame(sock, &r.header, &r.payload, &fd)) {
-          if (fd >= 0) close(fd);
-          Reader rd(r.payload.data(), r.payload.size());
-          if (r.header.type == mbipc::ERROR) {
-            r.status = rd.get<int32_t>();
-            r.message = rd.str();
-          } else if (r.header.type == mbipc::FAULT) {
-            r.status = MB_E_EXECUTION;
-            r.message = rd.str();
-            stop_runner();
-          }
-          return r;
+      bool oversized = false;
+      mbipc::Header h;
+      std::vector<uint8_t> payload;
+      if (inbox.take(&h, &payload, &oversized)) {
+        Reader rd(payload.data(), payload.size());
+        const uint64_t nonce = rd.get<uint64_t>();
+        // The answer: the expected type (or ERROR) with this request's
+        // nonce, and nothing behind it.
+        if (!rd.ok() || nonce != w.nonce || (h.type != w.type && h.type != mbipc::ERROR) ||
+            !inbox.empty())
+          return fail(MB_E_EXECUTION, forged(w.steps, w.loading));
+        r.header = h;
+        r.payload.assign(payload.begin() + sizeof nonce, payload.end());
+        if (h.type == mbipc::ERROR) {
+          Reader er(r.payload.data(), r.payload.size());
+          int32_t st = er.get<int32_t>();
+          std::string msg = er.str();
+          return fail(st == MB_OK ? MB_E_INTERNAL : st, msg + output_note());
         }
-        r.status = MB_E_EXECUTION;
-        r.message = runner_death(steps, loading);
         return r;
       }
-      uint64_t now = now_ns();
-      if (steps && control && control->busy.load()) {
+      if (oversized) return fail(MB_E_EXECUTION, forged(w.steps, w.loading));
+      const uint64_t now = now_ns();
+      if (now >= w.deadline_ns) return fail(MB_E_TIMEOUT, timed_out(w));
+      // The control page may only cut a dispatch short, never give it more time.
+      if (w.steps && control && control->busy.load()) {
         uint64_t began = control->start_ns.load();
-        if (now > began && now - began > uint64_t(timeout_ms) * 1000000ull) {
-          unsigned i = control->step.load();
-          std::string name = i < steps->size() ? (*steps)[i] : "?";
-          stop_runner();
-          r.status = MB_E_TIMEOUT;
-          r.message = "kernel '" + name + "' did not finish within " + seconds(timeout_ms) +
-                      " (an endless loop?); stopped";
-          return r;
-        }
-      } else if (!steps && now - start > uint64_t(limit_ms) * 1000000ull) {
-        stop_runner();
-        r.status = MB_E_TIMEOUT;
-        r.message = loading ? "loading kernel '" + std::string(loading) + "' did not finish within " +
-                                  seconds(limit_ms) + "; stopped"
-                            : "the simulator runner did not answer within " + seconds(limit_ms);
-        return r;
+        if (now > began && now - began > uint64_t(timeout_ms) * 1000000ull)
+          return fail(MB_E_TIMEOUT, timed_out(w));
+      }
+      const uint64_t left_ms = (w.deadline_ns - now) / 1000000ull + 1;
+      pollfd p{sock, POLLIN, 0};
+      if (poll(&p, 1, static_cast<int>(std::min<uint64_t>(50, left_ms))) <= 0) continue;
+      switch (inbox.pull(sock)) {
+      case mbipc::Inbox::AGAIN:
+      case mbipc::Inbox::DATA: break;
+      case mbipc::Inbox::FD_PASSED: return fail(MB_E_EXECUTION, forged(w.steps, w.loading));
+      case mbipc::Inbox::CLOSED:
+        return fail(MB_E_EXECUTION, runner_death(w.steps, w.loading));
       }
     }
+  }
+
+  std::string timed_out(const Wait &w) {
+    std::string m;
+    if (w.steps)
+      m = "kernel '" + running_kernel(w.steps) + "' did not finish within " +
+          seconds(w.limit_ms) + " (an endless loop?); stopped";
+    else if (w.loading)
+      m = "loading kernel '" + std::string(w.loading) + "' did not finish within " +
+          seconds(w.limit_ms) + "; stopped";
+    else m = "the simulator runner did not answer within " + seconds(w.limit_ms);
+    stop_runner();
+    return m + output_note();
+  }
+
+  // Before a request: nothing may be waiting on the channel (kernel code
+  // writing after the last answer). "" when quiet, else the error.
+  std::string quiet_channel(const std::vector<std::string> *steps, int32_t *status) {
+    *status = MB_E_EXECUTION;
+    if (sock < 0) return "";
+    char c;
+    ssize_t k = inbox.empty() ? recv(sock, &c, 1, MSG_PEEK | MSG_DONTWAIT) : 1;
+    if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return "";
+    if (k > 0) return forged(steps, nullptr);
+    return runner_death(steps, nullptr);
   }
 
   std::string runner_death(const std::vector<std::string> *steps, const char *loading) {
@@ -294,6 +434,13 @@ struct Device {
     pid_t p = pid;
     if (p > 0) {
       for (int i = 0; i < 100 && waitpid(p, &st, WNOHANG) == 0; ++i) usleep(1000);
+    }
+    // The runner's fault handler leaves its report in the control page.
+    std::string report;
+    if (control) {
+      uint32_t n = std::min<uint32_t>(control->report_len.load(std::memory_order_acquire),
+                                      mbipc::kReportBytes);
+      report = escaped(control->report, n);
     }
     std::string how = WIFSIGNALED(st) ? "signal " + std::to_string(WTERMSIG(st))
                                       : "exit code " + std::to_string(WEXITSTATUS(st));
@@ -305,7 +452,8 @@ struct Device {
       what = " while loading kernel '" + std::string(loading) + "'";
     }
     stop_runner();
-    return "the simulator runner died (" + how + ")" + what;
+    return (report.empty() ? "the simulator runner died (" + how + ")" + what : report) +
+           output_note();
   }
 };
 
@@ -369,7 +517,15 @@ struct PipelineCore {
     if (dev->sandboxed) dev->stop_runner();
     if (!dev->start_runner(msg)) return MB_E_UNAVAILABLE;
     if (generation == dev->generation) return MB_OK;
+    int32_t st;
+    std::string q = dev->quiet_channel(nullptr, &st);
+    if (!q.empty()) {
+      *msg = q;
+      return st;
+    }
+    const uint64_t nonce = mbipc::fresh_nonce();
     Writer w;
+    w.put<uint64_t>(nonce);
     w.put<uint32_t>(id);
     w.str(so_path);
     w.str(function);
@@ -377,7 +533,9 @@ struct PipelineCore {
       *msg = dev->runner_death(nullptr, function.c_str());
       return MB_E_EXECUTION;
     }
-    Reply r = dev->wait_reply(nullptr, function.c_str(), dev->timeout_ms);
+    Wait wait{mbipc::LOADED, nonce, after_ms(now_ns(), dev->timeout_ms), dev->timeout_ms};
+    wait.loading = function.c_str();
+    Reply r = dev->wait_reply(wait);
     if (r.status != MB_OK) {
       *msg = r.message;
       return r.status;
@@ -511,7 +669,7 @@ int32_t mb_device_info(mb_device *dev, char *json, uint64_t json_cap, char *err,
   std::string s = "{\"backend\":\"sim\",\"name\":" +
                   json_string(std::string("MetalBench simulator (") + arch + ", clang " +
                               d.compiler.version + ")") +
-                  ",\"timer\":\"cpu-monotonic\",\"gpu_cores\":0,\"max_threads_per_threadgroup\":" +
+                  ",\"timer\":\"cpu-monotonic\",\"device_time\":\"runner-cpu-time\",\"gpu_cores\":0,\"max_threads_per_threadgroup\":" +
                   std::to_string(kMaxThreads) +
                   ",\"max_threadgroup_memory\":" + std::to_string(kMaxThreadgroupMemory) +
                   ",\"recommended_working_set\":0,\"simd_width\":" +
@@ -864,13 +1022,14 @@ int32_t mb_command_run(mb_command *cmd, uint32_t samples, uint32_t batch, double
   const size_t launches = ends.size();
   // One launch: the runner repeats it `batch` times. Several: the sample's
   // launches are listed in rotation order and run once each.
-  auto sample_request = [&](uint32_t sample, std::vector<std::string> *names) {
+  auto sample_request = [&](uint32_t sample, std::vector<std::string> *names, uint64_t *dispatches) {
     Writer w;
     std::vector<size_t> order;
     for (uint32_t b = 0; b < (launches == 1 ? 1u : batch); ++b) {
       size_t k = (uint64_t(sample) * batch + b) % launches;
       for (size_t i = starts[k]; i < ends[k]; ++i) order.push_back(i);
     }
+    w.put<uint64_t>(0); // the nonce, set per sample
     w.put<uint32_t>(launches == 1 ? batch : 1);
     w.put<uint32_t>(static_cast<uint32_t>(order.size()));
     names->clear();
@@ -878,26 +1037,47 @@ int32_t mb_command_run(mb_command *cmd, uint32_t samples, uint32_t batch, double
       names->push_back(cmd->steps[i].pipeline->function);
       w.bytes(encoded[i].data(), encoded[i].size());
     }
+    *dispatches = uint64_t(order.size()) * (launches == 1 ? batch : 1);
     return w;
   };
   std::vector<std::string> names;
-  Writer w = sample_request(0, &names);
+  uint64_t dispatches = 0;
+  Writer w = sample_request(0, &names, &dispatches);
   d.sandboxed = d.sandbox; // the runner enters its sandbox before running
+  d.clear_output();
+  // Times from outside the runner: wall time on this process's clock, device
+  // time from the runner's CPU clock. CPU time is billed from one answer to
+  // the next, so work the runner does between samples is not hidden.
+  uint64_t cpu_prev = 0;
+  if (samples > 0 && !d.runner_cpu_ns(&cpu_prev))
+    return set_err(err, err_cap, MB_E_INTERNAL, "simulator: cannot read the runner's CPU clock");
   for (uint32_t i = 0; i < samples; ++i) {
-    if (launches > 1 && i > 0) w = sample_request(i, &names);
+    if (launches > 1 && i > 0) w = sample_request(i, &names, &dispatches);
+    int32_t st;
+    std::string quiet = d.quiet_channel(i > 0 ? &names : nullptr, &st);
+    if (!quiet.empty()) return set_err(err, err_cap, st, quiet);
+    const uint64_t nonce = mbipc::fresh_nonce();
+    w.set<uint64_t>(0, nonce);
     uint64_t t0 = now_ns();
     if (!d.send(mbipc::RUN, w))
       return set_err(err, err_cap, MB_E_EXECUTION, d.runner_death(&names, nullptr));
-    Reply r = d.wait_reply(&names, nullptr, 0);
+    // Each dispatch gets the time limit, and the sample one more: however
+    // kernel code rewrites the control page, the wait ends.
+    Wait wait{mbipc::RAN, nonce, after_ms(t0, d.timeout_ms, dispatches + 1), d.timeout_ms};
+    wait.steps = &names;
+    Reply r = d.wait_reply(wait);
     uint64_t t1 = now_ns();
     if (r.status != MB_OK) return set_err(err, err_cap, r.status, r.message);
-    if (r.header.type != mbipc::RAN)
-      return set_err(err, err_cap, MB_E_INTERNAL, "simulator: unexpected answer to RUN");
-    Reader rd(r.payload.data(), r.payload.size());
-    double dev_ns = rd.get<double>();
+    uint64_t cpu;
+    if (!d.runner_cpu_ns(&cpu))
+      return set_err(err, err_cap, MB_E_INTERNAL, "simulator: cannot read the runner's CPU clock");
     wall_ns[i] = static_cast<double>(t1 - t0) / batch;
-    device_ns[i] = dev_ns / batch;
+    device_ns[i] = static_cast<double>(cpu - cpu_prev) / batch;
+    cpu_prev = cpu;
   }
+  int32_t st;
+  std::string quiet = d.quiet_channel(&names, &st);
+  if (!quiet.empty()) return set_err(err, err_cap, st, quiet);
   return MB_OK;
 }
 

@@ -1,16 +1,19 @@
 // mb_sim_runner: the process that runs simulated kernels, so that a kernel
 // that faults or never ends takes down this process and not the harness.
 //
-// Spawned by the bridge (posix_spawn) with a socket (fd 3), a life pipe
-// (fd 4) and a control page (fd 5). It loads compiled kernels (dlopen, after
-// checking that loading runs none of their code), maps the bridge's buffers
-// (memfds) with a large inaccessible reservation after each one, and serves
-// LOAD/RUN requests. Before the first RUN it enters its sandbox (sandbox.h):
-// kernel code only ever runs sandboxed, and a sandboxed runner loads no
-// more kernels (the bridge starts a fresh runner for that).
+// Spawned by the bridge (posix_spawn, empty environment) with a socket
+// (fd 3), a life pipe (fd 4) and a control page (fd 5). It loads compiled
+// kernels (dlopen, after checking that loading runs none of their code), maps
+// the bridge's buffers (memfds) with a large inaccessible reservation after
+// each one, and serves LOAD/RUN requests on this (the control) thread. Kernel
+// code runs only on the executor's worker threads (scheduler.h). Before the
+// first RUN the runner enters its sandbox and each worker thread stacks a
+// stricter filter that leaves it no file descriptor (sandbox.h); a
+// sandboxed runner loads no more kernels (the bridge starts a fresh one).
 //
-// A fault is reported over the socket by an async-signal-safe handler on an
-// alternate stack, then the process exits.
+// A fault is reported by an async-signal-safe handler on an alternate stack
+// into the control page, then the process exits; the bridge reads the report
+// once the runner is gone.
 #include "elf_check.h"
 #include "ipc.h"
 #include "sandbox.h"
@@ -21,7 +24,9 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -188,21 +193,14 @@ void where(Text &t, const mbsim::FaultInfo &fi) {
   t.s(" threadgroup ").xyz(fi.group);
 }
 
-// Sends the report as a FAULT frame and ends the process. Only the first
-// reporting thread gets through; others wait for the exit.
-[[noreturn]] void send_fault_and_exit(Text &t) {
-  t.buf[t.n] = 0;
-  char frame[sizeof(mbipc::Header) + 4 + sizeof t.buf];
-  mbipc::Header h{mbipc::FAULT, static_cast<uint32_t>(4 + t.n)};
-  auto len = static_cast<uint32_t>(t.n);
-  std::memcpy(frame, &h, sizeof h);
-  std::memcpy(frame + sizeof h, &len, 4);
-  std::memcpy(frame + sizeof h + 4, t.buf, t.n);
-  size_t total = sizeof h + 4 + t.n, off = 0;
-  while (off < total) {
-    ssize_t k = send(mbipc::kSocketFd, frame + off, total - off, MSG_NOSIGNAL);
-    if (k <= 0) break;
-    off += static_cast<size_t>(k);
+// Leaves the report in the control page and ends the process (a worker
+// thread may not write to a descriptor). Only the first reporting thread
+// gets through; others wait for the exit.
+[[noreturn]] void report_and_exit(Text &t) {
+  if (mbipc::Control *c = g_control) {
+    size_t n = t.n < sizeof c->report ? t.n : sizeof c->report;
+    std::memcpy(c->report, t.buf, n);
+    c->report_len.store(static_cast<uint32_t>(n), std::memory_order_release);
   }
   _exit(70);
 }
@@ -261,7 +259,7 @@ void on_fault(int sig, siginfo_t *si, void *ctx) {
   } else {
     t.s("simulator runner crashed: ").s(signal_text(sig, si->si_code)).s(" at ").hex(addr);
   }
-  send_fault_and_exit(t);
+  report_and_exit(t);
 }
 
 // -fsanitize=alignment found a misaligned access in kernel code.
@@ -278,7 +276,7 @@ void report_misaligned(const char *file, unsigned line, unsigned column, const c
   if (known) describe_address(t, addr, fi);
   t.s(", at ").s(base_name(file)).s(":").u(line).s(":").u(column);
   if (known) where(t, fi);
-  send_fault_and_exit(t);
+  report_and_exit(t);
 }
 
 // Each OS thread that runs kernels handles faults on its own signal stack
@@ -303,8 +301,17 @@ void install_fault_handlers() {
     sigaction(sig, &sa, nullptr);
 }
 
-bool reply_error(int status, const std::string &msg) {
+// The nonce of the request being answered (every answer echoes it first).
+uint64_t g_nonce = 0;
+
+Writer answer() {
   Writer w;
+  w.put<uint64_t>(g_nonce);
+  return w;
+}
+
+bool reply_error(int status, const std::string &msg) {
+  Writer w = answer();
   w.put<int32_t>(status);
   w.str(msg);
   return mbipc::send_frame(mbipc::kSocketFd, mbipc::ERROR, w.data());
@@ -338,6 +345,7 @@ unsigned layout_threadgroup_vars(const mb_kernel_info &info, std::string *err) {
 }
 
 bool handle_load(Reader &r) {
+  g_nonce = r.get<uint64_t>();
   auto id = r.get<uint32_t>();
   std::string path = r.str(), name = r.str();
   if (!r.ok()) return reply_error(kStatusInternal, "simulator: malformed LOAD");
@@ -374,7 +382,7 @@ bool handle_load(Reader &r) {
   p->kernel.static_tg_bytes = static_tg;
   p->kernel.uses_sync = info->sync_begin != info->sync_end;
   p->params.assign(info->params, info->params + info->n_params);
-  Writer w;
+  Writer w = answer();
   w.put<uint32_t>(static_tg);
   w.put<uint32_t>(info->max_total_threads);
   w.put<uint32_t>(info->n_params);
@@ -564,9 +572,35 @@ bool parse_step(Reader &r, Step &s, std::string *err) {
   return true;
 }
 
+// One RUN's dispatches, executed on the lead worker thread.
+struct RunTask {
+  std::vector<Step> *steps;
+  uint32_t batch;
+  bool ok = true;
+  std::string err{};
+};
+
+void run_steps(void *arg) {
+  RunTask &t = *static_cast<RunTask *>(arg);
+  g_control->busy.store(1);
+  for (uint32_t b = 0; b < t.batch && t.ok; ++b)
+    for (size_t i = 0; i < t.steps->size() && t.ok; ++i) {
+      Step &s = (*t.steps)[i];
+      g_control->step.store(static_cast<uint32_t>(i));
+      g_control->start_ns.store(now_ns());
+      g_running = s.pipeline;
+      t.ok = g_exec->run(s.job, &t.err) && check_slack(s, &t.err);
+      g_running = nullptr;
+    }
+  g_control->busy.store(0);
+}
+
 bool handle_run(Reader &r) {
+  g_nonce = r.get<uint64_t>();
   auto batch = r.get<uint32_t>();
   auto nsteps = r.get<uint32_t>();
+  if (!r.ok() || nsteps > r.remaining())
+    return reply_error(kStatusInternal, "simulator: malformed RUN");
   std::vector<Step> steps(nsteps);
   std::string err;
   for (Step &s : steps)
@@ -576,28 +610,13 @@ bool handle_run(Reader &r) {
       return reply_error(kStatusUnavailable,
                          "the simulator cannot sandbox kernels on this system (" + err +
                              "); open the device with sandbox=0 to run them unsandboxed");
+    g_exec->restrict_threads(mbsim::restrict_thread);
     g_sandboxed = true;
   }
-  g_control->busy.store(1);
-  uint64_t t0 = now_ns();
-  for (uint32_t b = 0; b < batch; ++b)
-    for (uint32_t i = 0; i < nsteps; ++i) {
-      g_control->step.store(i);
-      g_control->start_ns.store(now_ns());
-      g_control->seq.fetch_add(1);
-      g_running = steps[i].pipeline;
-      bool ok = g_exec->run(steps[i].job, &err) && check_slack(steps[i], &err);
-      g_running = nullptr;
-      if (!ok) {
-        g_control->busy.store(0);
-        return reply_error(kStatusExecution, err);
-      }
-    }
-  uint64_t t1 = now_ns();
-  g_control->busy.store(0);
-  Writer w;
-  w.put<double>(static_cast<double>(t1 - t0));
-  return mbipc::send_frame(mbipc::kSocketFd, mbipc::RAN, w.data());
+  RunTask task{&steps, batch};
+  g_exec->perform(run_steps, &task);
+  if (!task.ok) return reply_error(kStatusExecution, task.err);
+  return mbipc::send_frame(mbipc::kSocketFd, mbipc::RAN, answer().data());
 }
 
 // Exits as soon as the bridge's process is gone (the life pipe's write end
@@ -606,27 +625,29 @@ std::atomic<bool> g_watching{false};
 void watch_parent() {
   g_watching = true;
   pollfd p{mbipc::kLifeFd, POLLIN, 0};
-  for (;;) {
-    int k = poll(&p, 1, -1);
-    if (k > 0 && (p.revents & (POLLHUP | POLLERR | POLLIN))) _exit(0);
-  }
+  for (;;) // the bridge never writes: any event (even a closed fd) means it is gone
+    if (poll(&p, 1, -1) > 0) _exit(0);
 }
 
-unsigned arg_value(int argc, char **argv, const char *key, unsigned dflt) {
+unsigned long long arg_value(int argc, char **argv, const char *key, unsigned long long dflt) {
   for (int i = 1; i + 1 < argc; ++i)
-    if (std::strcmp(argv[i], key) == 0)
-      return static_cast<unsigned>(std::strtoul(argv[i + 1], nullptr, 10));
+    if (std::strcmp(argv[i], key) == 0) return std::strtoull(argv[i + 1], nullptr, 0);
   return dflt;
 }
 
 } // namespace
 
 int main(int argc, char **argv) {
+  // Nothing of the host's but the fds the bridge gave (a descriptor it left
+  // inheritable by mistake must not reach kernel code).
+  syscall(SYS_close_range, mbipc::kFirstFreeFd, ~0u, 0);
   prctl(PR_SET_NAME, "mb_sim_runner");
   prctl(PR_SET_DUMPABLE, 0); // no core files of kernel memory, no ptrace by others
-  install_fault_handlers();
-  std::thread(watch_parent).detach();
-  while (!g_watching) sched_yield(); // started up before any sandbox
+  // Output goes to a memfd the bridge reads: bounded, and a full one is an
+  // error, not a signal.
+  signal(SIGXFSZ, SIG_IGN);
+  rlimit fsize{size_t(1) << 20, size_t(1) << 20};
+  setrlimit(RLIMIT_FSIZE, &fsize);
   void *ctl = mmap(nullptr, sizeof(mbipc::Control), PROT_READ | PROT_WRITE, MAP_SHARED,
                    mbipc::kControlFd, 0);
   if (ctl == MAP_FAILED) {
@@ -634,12 +655,16 @@ int main(int argc, char **argv) {
     return 2;
   }
   g_control = static_cast<mbipc::Control *>(ctl);
-  unsigned workers = arg_value(argc, argv, "--workers", 1);
+  install_fault_handlers();
+  std::thread(watch_parent).detach();
+  while (!g_watching) sched_yield(); // started up before any sandbox
+  auto workers = static_cast<unsigned>(arg_value(argc, argv, "--workers", 1));
   size_t stack = size_t(arg_value(argc, argv, "--stack-kb", 256)) * 1024;
   g_sandbox = arg_value(argc, argv, "--sandbox", 1) != 0;
+  g_nonce = arg_value(argc, argv, "--hello", 0);
   g_exec = std::make_unique<mbsim::Executor>(workers, stack, install_altstack);
 
-  Writer hello;
+  Writer hello = answer();
   hello.put<uint32_t>(MB_SIM_RT_ABI);
   if (!mbipc::send_frame(mbipc::kSocketFd, mbipc::HELLO, hello.data())) return 0;
   mbipc::Header h;

@@ -4,10 +4,13 @@
 
 #include "fiber.h"
 
+#include <linux/futex.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
 namespace mbsim {
@@ -59,6 +62,16 @@ constexpr unsigned long kParallelThreads = 2048;
 
 MisalignedFn g_misaligned = nullptr;
 
+// A futex word: wait while it holds `seen`, wake its waiters.
+void word_wait(std::atomic<uint32_t> &w, uint32_t seen) {
+  while (w.load(std::memory_order_acquire) == seen)
+    syscall(SYS_futex, reinterpret_cast<uint32_t *>(&w), FUTEX_WAIT_PRIVATE, seen, nullptr,
+            nullptr, 0);
+}
+void word_wake(std::atomic<uint32_t> &w) {
+  syscall(SYS_futex, reinterpret_cast<uint32_t *>(&w), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+}
+
 } // namespace
 
 class Worker {
@@ -84,6 +97,7 @@ public:
   const mb_thread *current() const { return cursor_.current; }
   const DispatchJob *job_ = nullptr;
   unsigned group_pos_[3] = {0, 0, 0};
+  bool restricted_ = false; // Executor::restrict_threads' filter is on this thread
 
 private:
   static void fiber_entry(void *self) { static_cast<Worker *>(self)->fiber_loop(); }
@@ -460,9 +474,10 @@ Executor::Executor(unsigned workers, size_t stack_bytes, void (*thread_init)())
   for (unsigned i = 0; i < workers; ++i) workers_.push_back(std::make_unique<Worker>(stack_bytes));
   // All threads exist, fully started, before the runner sandboxes itself:
   // a thread still starting up makes system calls the sandbox refuses.
-  for (unsigned i = 1; i < workers; ++i) helpers_.emplace_back([this, i] { helper_main(i); });
+  threads_.emplace_back([this] { lead_main(); });
+  for (unsigned i = 1; i < workers; ++i) threads_.emplace_back([this, i] { helper_main(i); });
   std::unique_lock<std::mutex> lock(mu_);
-  done_cv_.wait(lock, [&] { return started_ == helpers_.size(); });
+  done_cv_.wait(lock, [&] { return started_ == threads_.size(); });
 }
 
 Executor::~Executor() {
@@ -471,10 +486,64 @@ Executor::~Executor() {
     quit_ = true;
   }
   cv_.notify_all();
-  for (auto &t : helpers_) t.join();
+  task_quit_ = true;
+  task_posted_.fetch_add(1, std::memory_order_release);
+  word_wake(task_posted_);
+  for (auto &t : threads_) t.join();
+}
+
+void Executor::thread_start(unsigned index) {
+  if (thread_init_) thread_init_();
+  // This thread's malloc arena, made now: making one inside the sandbox
+  // would ask the system how many CPUs there are.
+  void *volatile probe = std::malloc(64);
+  std::free(probe);
+  tls_worker = workers_[index].get();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++started_;
+  }
+  done_cv_.notify_all();
+}
+
+void Executor::restrict_threads(bool (*restrict)(std::string *err)) { restrict_ = restrict; }
+
+// One handoff each way per task: the caller posts and sleeps, the lead wakes,
+// runs the task and wakes the caller (no spinning: a spinning thread's time
+// would count as the kernel's CPU time).
+void Executor::perform(void (*task)(void *), void *arg) {
+  task_ = task;
+  task_arg_ = arg;
+  const uint32_t posted = task_posted_.load() + 1;
+  task_posted_.store(posted, std::memory_order_release);
+  word_wake(task_posted_);
+  word_wait(task_done_, posted - 1);
+}
+
+void Executor::lead_main() {
+  thread_start(0);
+  for (uint32_t seen = 0;;) {
+    word_wait(task_posted_, seen);
+    seen = task_posted_.load(std::memory_order_acquire);
+    if (task_quit_.load()) return;
+    task_(task_arg_);
+    task_done_.store(seen, std::memory_order_release);
+    word_wake(task_done_);
+  }
 }
 
 void Executor::run_groups(Worker &w) {
+  // Kernel code runs on worker threads only, each restricted first.
+  if (tls_worker != &w) __builtin_trap();
+  if (restrict_ && !w.restricted_) {
+    std::string why;
+    if (!restrict_(&why)) {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!failed_.exchange(true)) error_ = "simulator: cannot restrict a worker thread: " + why;
+      return;
+    }
+    w.restricted_ = true;
+  }
   const DispatchJob &job = *job_;
   const unsigned *n = job.d.grid_groups;
   std::string err;
@@ -493,14 +562,8 @@ void Executor::run_groups(Worker &w) {
 }
 
 void Executor::helper_main(unsigned index) {
-  if (thread_init_) thread_init_();
+  thread_start(index);
   Worker &w = *workers_[index];
-  tls_worker = &w;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    ++started_;
-  }
-  done_cv_.notify_all();
   unsigned long seen = 0;
   for (;;) {
     bool take_part;
@@ -521,6 +584,7 @@ void Executor::helper_main(unsigned index) {
 }
 
 bool Executor::run(const DispatchJob &job, std::string *err) {
+  if (tls_worker != workers_[0].get()) __builtin_trap(); // only the lead runs dispatches
   const unsigned *n = job.d.grid_groups;
   total_groups_ = static_cast<unsigned long>(n[0]) * n[1] * n[2];
   if (total_groups_ == 0) return true;
@@ -530,20 +594,20 @@ bool Executor::run(const DispatchJob &job, std::string *err) {
   error_.clear();
   const unsigned *g = job.d.group_threads;
   unsigned long threads = total_groups_ * g[0] * g[1] * g[2];
+  const unsigned n_helpers = static_cast<unsigned>(workers_.size() - 1);
   unsigned helpers =
       threads < kParallelThreads
           ? 0
-          : static_cast<unsigned>(std::min<unsigned long>(helpers_.size(), total_groups_ - 1));
+          : static_cast<unsigned>(std::min<unsigned long>(n_helpers, total_groups_ - 1));
   if (helpers > 0) {
     {
       std::lock_guard<std::mutex> lock(mu_);
-      busy_ = static_cast<unsigned>(helpers_.size());
+      busy_ = n_helpers;
       active_helpers_ = helpers;
       ++generation_;
     }
     cv_.notify_all();
   }
-  tls_worker = workers_[0].get();
   run_groups(*workers_[0]);
   if (helpers > 0) {
     std::unique_lock<std::mutex> lock(mu_);

@@ -63,27 +63,42 @@ const mb_rt *runtime_table(MisalignedFn misaligned);
 
 class Worker;
 
+// Runs dispatches on its own worker threads; the thread that owns it (the
+// runner's control thread, which talks to the bridge) never runs kernel
+// code. Worker 0 (the lead) runs the caller's tasks and takes part in every
+// dispatch; the others join dispatches large enough to share.
 class Executor {
 public:
-  // `workers` OS threads run groups (the calling thread is one of them),
-  // all started here (before any sandbox); thread_init runs first on each
-  // helper thread (e.g. sigaltstack).
+  // `workers` OS threads, all started here (before any sandbox);
+  // thread_init runs first on each (e.g. sigaltstack).
   Executor(unsigned workers, size_t stack_bytes, void (*thread_init)());
   ~Executor();
   Executor(const Executor &) = delete;
   Executor &operator=(const Executor &) = delete;
 
-  // Runs every threadgroup of the job. On a deadlock (barrier reached by
-  // only some threads) returns false with a message naming the kernel.
+  // Runs task(arg) on the lead worker and waits for it to return.
+  void perform(void (*task)(void *), void *arg);
+
+  // From now on every worker thread calls `restrict` on itself before it
+  // next runs kernel code (e.g. a stricter seccomp filter); a failure fails
+  // that dispatch.
+  void restrict_threads(bool (*restrict)(std::string *err));
+
+  // Runs every threadgroup of the job; only inside a task (on the lead). On
+  // a deadlock (barrier reached by only some threads) returns false with a
+  // message naming the kernel.
   bool run(const DispatchJob &job, std::string *err);
 
 private:
+  void lead_main();
   void helper_main(unsigned index);
+  void thread_start(unsigned index);
   void run_groups(Worker &w);
 
   void (*thread_init_)();
+  bool (*restrict_)(std::string *) = nullptr;
   std::vector<std::unique_ptr<Worker>> workers_;
-  std::vector<std::thread> helpers_;
+  std::vector<std::thread> threads_;
 
   std::mutex mu_;
   std::condition_variable cv_;
@@ -92,12 +107,19 @@ private:
   unsigned long generation_ = 0;
   unsigned busy_ = 0;
   unsigned active_helpers_ = 0; // helpers taking part in the current job
-  size_t started_ = 0;          // helpers past their start-up
+  size_t started_ = 0;          // threads past their start-up
   bool quit_ = false;
   std::atomic<unsigned long> next_group_{0};
   unsigned long total_groups_ = 0;
   std::atomic<bool> failed_{false};
   std::string error_;
+
+  // The lead's task: posted and done count tasks (futex words).
+  void (*task_)(void *) = nullptr;
+  void *task_arg_ = nullptr;
+  std::atomic<uint32_t> task_posted_{0};
+  std::atomic<uint32_t> task_done_{0};
+  std::atomic<bool> task_quit_{false};
 };
 
 } // namespace mbsim

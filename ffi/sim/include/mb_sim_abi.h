@@ -11,7 +11,7 @@
 #ifndef MB_SIM_ABI_H
 #define MB_SIM_ABI_H
 
-#define MB_SIM_RT_ABI 2
+#define MB_SIM_RT_ABI 3
 #define MB_SIM_MAX_BINDINGS 31 /* [[buffer(0..30)]], [[threadgroup(0..30)]] */
 #define MB_SIM_SIMD_WIDTH 32
 #define MB_SIM_MAX_THREADS 1024
