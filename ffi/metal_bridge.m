@@ -24,18 +24,39 @@
  *   is the summary ("kernel relu_f32: relu.metal:12:5: error: ..."), and
  *   the compiler's full diagnostics follow, one per line.
  *
- * Timing design (mb_command_run)
- * One command buffer per sample holding `batch` repetitions of the step
- * list, with ONE COMPUTE ENCODER PER STEP REPETITION (not one encoder with
- * memory barriers). Reasons: Apple GPUs sample timestamps only at encoder
- * (pass) boundaries, so a dispatch per encoder is what gives per-dispatch
- * GPU times in a capture and keeps device_ns for batch=1 and one step the
- * time of exactly that dispatch; consecutive encoders on tracked (default)
- * shared buffers are ordered by Metal's hazard tracking, so each step sees
- * the writes of the ones before it without relying on barrier scope; and
- * MTLCommandBufferErrorOptionEncoderExecutionStatus reports status per
- * encoder, so a fault names the failing step's kernel. The cost is a small
- * per-encoder gap on the GPU, which is included in device_ns for batch > 1.
+ * Timing design (mb_command_run; the definitions are bridge.h's)
+ * - A sample is ONE command buffer holding `batch` launches (launch j of the
+ *   run executes launch j mod L, see mb_command_end_launch), committed and
+ *   waited for once. Each recorded step is its own compute pass (encoder):
+ *   Apple GPUs sample timestamps only at pass boundaries, consecutive passes
+ *   on tracked shared buffers are ordered by Metal's hazard tracking (each
+ *   step sees the writes of the ones before it), and a failing pass can be
+ *   named.
+ * - wall_ns: CLOCK_UPTIME_RAW (the clock behind mach_absolute_time and
+ *   Python's perf_counter on macOS) read before the command buffer is made
+ *   and encoded, and after the wait returns; divided by batch. MLX's sample
+ *   covers its calls (encoding included), commit and wait the same way.
+ * - device_ns, kind "gpu-pass-timestamps" (mb_device_info's "device_time")
+ *   where the GPU samples timestamps at stage boundaries (every Apple
+ *   silicon GPU): a counter sample buffer takes a timestamp at the start and
+ *   end of every pass; a sample's device time is the union of its passes'
+ *   [start, end] intervals (the GPU time inside the dispatches, without the
+ *   command buffer's scheduling or the gaps between passes), divided by
+ *   batch. GPU ticks become ns by a ratio calibrated against CLOCK_UPTIME_RAW
+ *   over the device's lifetime (mb_ns_per_tick). Elsewhere, or with the
+ *   device option device_time=command-buffer, the kind is
+ *   "gpu-command-buffer": (GPUEndTime - GPUStartTime) / batch. A sample whose
+ *   counters did not resolve takes the command buffer's span and is counted
+ *   in "device_time_fallbacks".
+ * - Timed command buffers carry no per-encoder error reporting (its header
+ *   warns of CPU, GPU and memory overhead). A sample that faults is run once
+ *   more with MTLCommandBufferErrorOptionEncoderExecutionStatus, to name the
+ *   failing pass.
+ * - A command buffer that outlives timeout_ms is kept (pending) and waited
+ *   for before anything else runs on the device, so the next kernel is never
+ *   timed while the GPU still runs the last one; access revoked (after GPU
+ *   faults or time-outs, macOS stops running a process's work) makes the
+ *   device lost: MB_E_DEVICE_LOST from then on, naming the earlier failures.
  */
 
 #import <Foundation/Foundation.h>
@@ -44,6 +65,7 @@
 #include <IOKit/IOKitLib.h>
 #include <dispatch/dispatch.h>
 #include <errno.h>
+#include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <stdint.h>
@@ -51,6 +73,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 /* The ABI functions are the only symbols with default visibility. */
 #pragma GCC visibility push(default)
@@ -73,6 +96,16 @@
 #define MB_MAX_INCLUDE_DEPTH 16
 /* The longest wait timeout_ms can ask for, per sample (one day). */
 #define MB_MAX_WAIT_MS (24ull * 3600ull * 1000ull)
+/* How long the next run waits for a command buffer that timed out to end
+ * (Metal's watchdog stops a stuck one) before the device counts as lost. */
+#define MB_PENDING_WAIT_MS 60000ull
+/* Timestamps per counter sample buffer (32 KB of 8-byte samples): two per
+ * pass; a sample with more passes uses several buffers. */
+#define MB_MAX_COUNTER_SAMPLES 4096u
+/* The shortest host-time span the GPU tick period is calibrated over. */
+#define MB_CALIBRATION_MIN_NS 10000000ull
+/* Earlier GPU failures named when the device is lost. */
+#define MB_FAILURES_KEPT 4u
 
 /* MTLGPUFamily raw values; the 12.0 SDK names Apple1..Apple7 only. */
 #define MB_GPU_FAMILY_APPLE4 1004
@@ -86,6 +119,9 @@
 #define MB_MATH_MODE_FAST 2
 #define MB_MATH_FP_FUNCTIONS_FAST 0
 #define MB_MATH_FP_FUNCTIONS_PRECISE 1
+
+/* MTLDataType raw values newer than the 12.0 SDK (macOS 14: bfloat). */
+#define MB_DATA_TYPE_BFLOAT 121
 
 /* MTLBindingType raw values (macOS 13 SDK); equal to MTLArgumentType's. */
 #define MB_BINDING_BUFFER 0
@@ -247,6 +283,48 @@ static BOOL mb_supports_family(id<MTLDevice> device, NSInteger family) {
   }
 }
 
+/* An environment variable set to something other than "" or "0". */
+static BOOL mb_env_on(const char *name) {
+  const char *v = getenv(name);
+  return v && v[0] && strcmp(v, "0") != 0;
+}
+
+/* The timestamp counter set, if the GPU samples it at pass (stage)
+ * boundaries; nil otherwise. */
+static id<MTLCounterSet> mb_timestamp_counters(id<MTLDevice> device) {
+  @try {
+    if (![device respondsToSelector:@selector(supportsCounterSampling:)] ||
+        ![device supportsCounterSampling:MTLCounterSamplingPointAtStageBoundary])
+      return nil;
+    for (id<MTLCounterSet> set in device.counterSets) {
+      if (![set.name isEqualToString:MTLCommonCounterSetTimestamp]) continue;
+      for (id<MTLCounter> counter in set.counters)
+        if ([counter.name isEqualToString:MTLCommonCounterTimestamp]) return set;
+    }
+  } @catch (id e) {
+    (void)e;
+  }
+  return nil;
+}
+
+/* Metal layers that slow every call, on in this process: a run timed with
+ * them on is not comparable with one without. */
+static NSArray<NSString *> *mb_layers(void) {
+  NSMutableArray<NSString *> *layers = [NSMutableArray array];
+  BOOL capture = mb_env_on("MTL_CAPTURE_ENABLED");
+  @try {
+    capture = capture || [[MTLCaptureManager sharedCaptureManager]
+                             supportsDestination:MTLCaptureDestinationGPUTraceDocument];
+  } @catch (id e) {
+    (void)e;
+  }
+  if (capture) [layers addObject:@"capture"];
+  if (mb_env_on("MTL_DEBUG_LAYER") || mb_env_on("METAL_DEVICE_WRAPPER_TYPE"))
+    [layers addObject:@"api-validation"];
+  if (mb_env_on("MTL_SHADER_VALIDATION")) [layers addObject:@"shader-validation"];
+  return layers;
+}
+
 /* ---- handle classes -------------------------------------------------------- */
 
 MB_HIDDEN @interface MetalBenchBridgeDevice : NSObject
@@ -258,6 +336,23 @@ MB_HIDDEN @interface MetalBenchBridgeDevice : NSObject
 @property(assign, nonatomic) BOOL nonUniformThreadgroups;
 @property(assign, atomic) uint32_t simdWidth; /* 0 until probed */
 @property(copy, atomic) NSString *simdWidthSource;
+/* Timestamp counters for device_ns; nil: the command buffer's span. */
+@property(strong, nonatomic) id<MTLCounterSet> timestampCounters;
+/* The first (GPU tick, host ns) pair of the tick-period calibration. */
+@property(assign, atomic) uint64_t calibrationTicks;
+@property(assign, atomic) uint64_t calibrationNs;
+@property(assign, atomic) double nsPerTick; /* 0 until calibrated */
+@property(assign, atomic) uint64_t deviceTimeFallbacks;
+/* A command buffer that outlived timeout_ms, and what it ran. */
+@property(strong, atomic) id<MTLCommandBuffer> pending;
+@property(strong, atomic) dispatch_semaphore_t pendingDone;
+@property(copy, atomic) NSString *pendingKernels;
+@property(assign, atomic) uint64_t pendingSinceNs;
+/* Set once the device is lost for this process: the message every later
+ * run returns with MB_E_DEVICE_LOST. */
+@property(copy, atomic) NSString *lostMessage;
+/* The last GPU failures ("softmax (time-out)"), named when the device is lost. */
+@property(strong, nonatomic) NSMutableArray<NSString *> *failures;
 @end
 @implementation MetalBenchBridgeDevice
 @end
@@ -269,6 +364,7 @@ MB_HIDDEN @interface MetalBenchBridgeArg : NSObject
 @property(copy, nonatomic) NSString *name;
 @property(assign, nonatomic) BOOL used;
 @property(assign, nonatomic) NSUInteger bufferAlignment; /* 0 if unknown */
+@property(assign, nonatomic) NSUInteger bufferDataSize;  /* bytes of the pointee; 0 if unknown */
 @end
 @implementation MetalBenchBridgeArg
 @end
@@ -308,7 +404,7 @@ MB_HIDDEN @interface MetalBenchBridgeStep : NSObject
 @property(assign, nonatomic) uint32_t mode;
 @property(assign, nonatomic) MTLSize grid;
 @property(assign, nonatomic) MTLSize group;
-@property(copy, nonatomic) NSString *label; /* "step N: kernel" */
+@property(copy, nonatomic) NSString *label; /* "launch K step N: kernel" */
 @end
 @implementation MetalBenchBridgeStep
 @end
@@ -319,6 +415,11 @@ MB_HIDDEN @interface MetalBenchBridgeCommand : NSObject
 @property(strong, nonatomic) NSMutableDictionary<NSNumber *, MetalBenchBridgeSlot *> *slots;
 @property(strong, nonatomic) NSMutableDictionary<NSNumber *, NSNumber *> *threadgroupLengths;
 @property(strong, nonatomic) NSMutableArray<MetalBenchBridgeStep *> *steps;
+/* steps[.. launchEnds[k]) closes launch k (mb_command_end_launch). */
+@property(strong, nonatomic) NSMutableArray<NSNumber *> *launchEnds;
+/* Counter sample buffers and pass descriptors, reused by every sample. */
+@property(strong, nonatomic) NSMutableArray<id<MTLCounterSampleBuffer>> *sampleBuffers;
+@property(strong, nonatomic) NSMutableArray<MTLComputePassDescriptor *> *passDescriptors;
 @end
 @implementation MetalBenchBridgeCommand
 @end
@@ -427,6 +528,20 @@ int32_t mb_device_open(const char *options, mb_device **out, char *err, uint64_t
     return mb_fail(err, err_cap, MB_E_ARGUMENT,
                    @"timeout_ms=%@ is not a whole number of milliseconds", opts[@"timeout_ms"]);
 
+  NSString *deviceTime = opts[@"device_time"] ?: @"auto";
+  if (![deviceTime isEqualToString:@"auto"] && ![deviceTime isEqualToString:@"command-buffer"])
+    return mb_fail(err, err_cap, MB_E_ARGUMENT,
+                   @"device_time=%@: use auto (pass timestamps where the GPU has them) or "
+                   @"command-buffer",
+                   deviceTime);
+
+  /* Metal's API validation layer (MTL_DEBUG_LAYER=1) aborts the process on
+   * misuse unless told otherwise; the bridge checks what it can before
+   * Metal sees it, and asks the layer to log the rest rather than abort,
+   * so a bad kernel never takes the harness down. */
+  if (mb_env_on("MTL_DEBUG_LAYER") || mb_env_on("METAL_DEVICE_WRAPPER_TYPE"))
+    setenv("MTL_DEBUG_LAYER_ERROR_MODE", "nslog", 0);
+
   id<MTLDevice> device = MTLCreateSystemDefaultDevice();
   if (!device) {
     /* Command-line processes normally get the default device; fall back to
@@ -452,6 +567,15 @@ int32_t mb_device_open(const char *options, mb_device **out, char *err, uint64_t
    * Apple silicon GPU is Apple7+. */
   d.nonUniformThreadgroups = mb_supports_family(device, MB_GPU_FAMILY_APPLE4) ||
                              mb_supports_family(device, MB_GPU_FAMILY_MAC2);
+  d.timestampCounters =
+      [deviceTime isEqualToString:@"auto"] ? mb_timestamp_counters(device) : nil;
+  if (d.timestampCounters) { /* the first pair of the tick-period calibration */
+    MTLTimestamp cpu = 0, gpu = 0;
+    [device sampleTimestamps:&cpu gpuTimestamp:&gpu];
+    d.calibrationTicks = gpu;
+    d.calibrationNs = mb_now_ns();
+  }
+  d.failures = [NSMutableArray array];
   *out = (__bridge_retained mb_device *)d;
   return MB_OK;
   MB_END
@@ -527,6 +651,12 @@ int32_t mb_device_info(mb_device *dev, char *json, uint64_t json_cap, char *err,
       [NSString stringWithFormat:@"0x%llx", (unsigned long long)device.registryID];
   info[@"os_version"] = [NSProcessInfo processInfo].operatingSystemVersionString ?: @"";
   info[@"timeout_ms"] = @(d.timeoutMs);
+  /* What device_ns measures (see "Timing design"), and how it was converted. */
+  info[@"device_time"] = d.timestampCounters ? @"gpu-pass-timestamps" : @"gpu-command-buffer";
+  info[@"gpu_ns_per_tick"] = @(d.nsPerTick);
+  info[@"device_time_fallbacks"] = @(d.deviceTimeFallbacks);
+  info[@"layers"] = mb_layers();
+  info[@"lost"] = @(d.lostMessage != nil);
 
   NSError *error = nil;
   NSData *data = [NSJSONSerialization dataWithJSONObject:info
@@ -741,6 +871,7 @@ static NSString *mb_compile_failure_text(NSString *fnName, NSString *what, NSStr
 - (NSUInteger)index;
 - (BOOL)isUsed;
 - (NSUInteger)bufferAlignment;
+- (NSUInteger)bufferDataSize;
 @end
 
 static NSArray<MetalBenchBridgeArg *> *mb_args_from_bindings(NSArray *bindings) {
@@ -757,6 +888,8 @@ static NSArray<MetalBenchBridgeArg *> *mb_args_from_bindings(NSArray *bindings) 
     a.used = [b respondsToSelector:@selector(isUsed)] ? [b isUsed] : YES;
     BOOL hasAlignment = [b respondsToSelector:@selector(bufferAlignment)];
     a.bufferAlignment = (a.kind == MB_BINDING_BUFFER && hasAlignment) ? [b bufferAlignment] : 0;
+    BOOL hasSize = [b respondsToSelector:@selector(bufferDataSize)];
+    a.bufferDataSize = (a.kind == MB_BINDING_BUFFER && hasSize) ? [b bufferDataSize] : 0;
     [args addObject:a];
   }
   return args;
@@ -771,6 +904,7 @@ static NSArray<MetalBenchBridgeArg *> *mb_args_from_arguments(NSArray<MTLArgumen
     a.name = m.name ?: @"?";
     a.used = m.active;
     a.bufferAlignment = m.type == MTLArgumentTypeBuffer ? m.bufferAlignment : 0;
+    a.bufferDataSize = m.type == MTLArgumentTypeBuffer ? m.bufferDataSize : 0;
     [args addObject:a];
   }
   return args;
@@ -815,61 +949,151 @@ static MTLFunctionConstant *mb_find_constant(id<MTLFunction> fn, NSString *key) 
   return nil;
 }
 
-/* Set one constant from its text; NO when the text is not a value of its type. */
-static BOOL mb_set_constant(MTLFunctionConstantValues *values, MTLFunctionConstant *c,
-                            NSString *text) {
-  NSScanner *scan = [NSScanner scannerWithString:text];
-  long long i = 0;
-  unsigned long long u = 0;
-  double f = 0;
-  switch (c.type) {
-    case MTLDataTypeBool: {
-      int b = [text isEqualToString:@"true"]    ? 1
-              : [text isEqualToString:@"false"] ? 0
-                                                : mb_parse_bool(text);
-      bool v = b == 1;
-      if (b < 0) return NO;
-      [values setConstantValue:&v type:c.type atIndex:c.index];
-      return YES;
+/* The scalar kinds of function constant the bridge sets. MTLDataType numbers
+ * each scalar type and then its 2-, 3- and 4-vectors consecutively. */
+typedef struct {
+  NSUInteger type; /* MTLDataType of the scalar */
+  const char *name;
+  char kind;       /* b: bool, i: signed, u: unsigned, f: float, h: half, B: bfloat */
+  unsigned bytes;  /* of one component */
+} mb_constant_kind;
+
+static const mb_constant_kind kConstantKinds[] = {
+    {MTLDataTypeBool, "bool", 'b', 1},     {MTLDataTypeChar, "char", 'i', 1},
+    {MTLDataTypeUChar, "uchar", 'u', 1},   {MTLDataTypeShort, "short", 'i', 2},
+    {MTLDataTypeUShort, "ushort", 'u', 2}, {MTLDataTypeInt, "int", 'i', 4},
+    {MTLDataTypeUInt, "uint", 'u', 4},     {MTLDataTypeLong, "long", 'i', 8},
+    {MTLDataTypeULong, "ulong", 'u', 8},   {MTLDataTypeHalf, "half", 'h', 2},
+    {MTLDataTypeFloat, "float", 'f', 4},   {MB_DATA_TYPE_BFLOAT, "bfloat", 'B', 2},
+};
+
+/* The kind and component count of a constant's type; NULL if unsupported. */
+static const mb_constant_kind *mb_constant_kind_of(NSUInteger type, unsigned *components) {
+  for (size_t i = 0; i < sizeof kConstantKinds / sizeof kConstantKinds[0]; i++) {
+    NSUInteger base = kConstantKinds[i].type;
+    if (type >= base && type <= base + 3) {
+      *components = (unsigned)(type - base + 1);
+      return &kConstantKinds[i];
     }
-    case MTLDataTypeInt:
-    case MTLDataTypeShort:
-    case MTLDataTypeChar: {
-      if (![scan scanLongLong:&i] || !scan.atEnd) return NO;
-      int32_t v32 = (int32_t)i;
-      int16_t v16 = (int16_t)i;
-      int8_t v8 = (int8_t)i;
-      const void *v = c.type == MTLDataTypeInt     ? (const void *)&v32
-                      : c.type == MTLDataTypeShort ? (const void *)&v16
-                                                   : (const void *)&v8;
-      [values setConstantValue:v type:c.type atIndex:c.index];
-      return YES;
-    }
-    case MTLDataTypeUInt:
-    case MTLDataTypeUShort:
-    case MTLDataTypeUChar: {
-      if (![scan scanUnsignedLongLong:&u] || !scan.atEnd) return NO;
-      uint32_t v32 = (uint32_t)u;
-      uint16_t v16 = (uint16_t)u;
-      uint8_t v8 = (uint8_t)u;
-      const void *v = c.type == MTLDataTypeUInt     ? (const void *)&v32
-                      : c.type == MTLDataTypeUShort ? (const void *)&v16
-                                                    : (const void *)&v8;
-      [values setConstantValue:v type:c.type atIndex:c.index];
-      return YES;
-    }
-    case MTLDataTypeFloat:
-    case MTLDataTypeHalf: {
-      if (![scan scanDouble:&f] || !scan.atEnd) return NO;
-      float v32 = (float)f;
-      _Float16 v16 = (_Float16)f;
-      const void *v = c.type == MTLDataTypeFloat ? (const void *)&v32 : (const void *)&v16;
-      [values setConstantValue:v type:c.type atIndex:c.index];
-      return YES;
-    }
-    default:
-      return NO;
   }
+  return NULL;
+}
+
+/* float -> bfloat, rounding to nearest even (the value is finite and in range). */
+static uint16_t mb_bfloat_bits(float f) {
+  uint32_t u;
+  memcpy(&u, &f, sizeof u);
+  u += 0x7FFFu + ((u >> 16) & 1u);
+  return (uint16_t)(u >> 16);
+}
+
+/* One component of a constant: its bytes at `out`, or a reason it is not a
+ * value of its kind. Out-of-range values are refused, never truncated. */
+static NSString *mb_constant_component(const mb_constant_kind *k, NSString *text, uint8_t *out) {
+  const char *c = text.UTF8String;
+  if (!c || !c[0]) return @"an empty value";
+  char *end = NULL;
+  errno = 0;
+  switch (k->kind) {
+    case 'b': {
+      int b = mb_parse_bool(text);
+      if (b < 0) return [NSString stringWithFormat:@"'%@' is not true or false", text];
+      out[0] = (uint8_t)b;
+      return nil;
+    }
+    case 'i': {
+      long long v = strtoll(c, &end, 10);
+      if (*end != '\0') return [NSString stringWithFormat:@"'%@' is not an integer", text];
+      long long lo = k->bytes == 8 ? LLONG_MIN : -(1ll << (8 * k->bytes - 1));
+      long long hi = k->bytes == 8 ? LLONG_MAX : (1ll << (8 * k->bytes - 1)) - 1;
+      if (errno == ERANGE || v < lo || v > hi)
+        return [NSString stringWithFormat:@"%@ is out of range for %s (%lld..%lld)", text,
+                                          k->name, lo, hi];
+      int8_t v8 = (int8_t)v;
+      int16_t v16 = (int16_t)v;
+      int32_t v32 = (int32_t)v;
+      int64_t v64 = (int64_t)v;
+      const void *src = k->bytes == 1 ? (const void *)&v8
+                        : k->bytes == 2 ? (const void *)&v16
+                        : k->bytes == 4 ? (const void *)&v32
+                                        : (const void *)&v64;
+      memcpy(out, src, k->bytes);
+      return nil;
+    }
+    case 'u': {
+      unsigned long long hi = k->bytes == 8 ? ULLONG_MAX : (1ull << (8 * k->bytes)) - 1;
+      /* strtoull takes "-1" as ULLONG_MAX: a sign is refused first. */
+      BOOL negative = c[0] == '-';
+      unsigned long long v = (c[0] == '+' || negative) ? 0 : strtoull(c, &end, 10);
+      if (!negative && (c[0] == '+' || *end != '\0'))
+        return [NSString stringWithFormat:@"'%@' is not an integer", text];
+      if (negative || errno == ERANGE || v > hi)
+        return [NSString stringWithFormat:@"%@ is out of range for %s (0..%llu)", text, k->name,
+                                          hi];
+      uint8_t v8 = (uint8_t)v;
+      uint16_t v16 = (uint16_t)v;
+      uint32_t v32 = (uint32_t)v;
+      uint64_t v64 = (uint64_t)v;
+      const void *src = k->bytes == 1 ? (const void *)&v8
+                        : k->bytes == 2 ? (const void *)&v16
+                        : k->bytes == 4 ? (const void *)&v32
+                                        : (const void *)&v64;
+      memcpy(out, src, k->bytes);
+      return nil;
+    }
+    default: { /* f, h, B */
+      double v = strtod(c, &end);
+      if (*end != '\0' || end == c || !isfinite(v))
+        return [NSString stringWithFormat:@"'%@' is not a finite number", text];
+      double max = k->kind == 'f' ? (double)FLT_MAX : k->kind == 'h' ? 65504.0
+                                                                     : 3.3895313892515355e38;
+      if (fabs(v) > max)
+        return [NSString stringWithFormat:@"%@ is out of range for %s (largest %g)", text,
+                                          k->name, max];
+      if (k->kind == 'f') {
+        float f = (float)v;
+        memcpy(out, &f, 4);
+      } else if (k->kind == 'h') {
+        _Float16 h = (_Float16)v;
+        memcpy(out, &h, 2);
+      } else {
+        uint16_t bits = mb_bfloat_bits((float)v);
+        memcpy(out, &bits, 2);
+      }
+      return nil;
+    }
+  }
+}
+
+/* Set one constant from its text: a scalar, or a vector's components
+ * separated by spaces ("1 0.5 2"). Returns nil, or why the text is not a
+ * value of the constant's type. */
+static NSString *mb_set_constant(MTLFunctionConstantValues *values, MTLFunctionConstant *c,
+                                 NSString *text) {
+  unsigned n = 0;
+  const mb_constant_kind *k = mb_constant_kind_of((NSUInteger)c.type, &n);
+  if (!k)
+    return [NSString stringWithFormat:@"its type (MTLDataType %lu) is not one the bridge sets "
+                                      @"(bool, char..ulong, half, float, bfloat and their "
+                                      @"vectors)",
+                                      (unsigned long)c.type];
+  NSString *type = n == 1 ? @(k->name) : [NSString stringWithFormat:@"%s%u", k->name, n];
+  NSMutableArray<NSString *> *parts = [NSMutableArray array];
+  NSCharacterSet *space = NSCharacterSet.whitespaceCharacterSet;
+  for (NSString *p in [text componentsSeparatedByCharactersInSet:space])
+    if (p.length) [parts addObject:p];
+  if (parts.count != n)
+    return n == 1 ? [NSString stringWithFormat:@"'%@' is not one %@ value", text, type]
+                  : [NSString stringWithFormat:@"'%@' has %lu component(s); a %@ takes %u "
+                                               @"separated by spaces",
+                                               text, (unsigned long)parts.count, type, n];
+  uint8_t bytes[32] = {0}; /* 3-vectors are laid out as 4 */
+  for (unsigned i = 0; i < n; i++) {
+    NSString *why = mb_constant_component(k, parts[i], bytes + i * k->bytes);
+    if (why) return [NSString stringWithFormat:@"%@ (it is a %@)", why, type];
+  }
+  [values setConstantValue:bytes type:c.type atIndex:c.index];
+  return nil;
 }
 
 static MTLFunctionConstantValues *mb_constant_values(id<MTLFunction> fn, NSString *list,
@@ -894,10 +1118,9 @@ static MTLFunctionConstantValues *mb_constant_values(id<MTLFunction> fn, NSStrin
                                             key, known];
       return nil;
     }
-    if (!mb_set_constant(values, c, text)) {
-      *problem = [NSString stringWithFormat:@"function constant '%@' = '%@': not a value of its "
-                                            @"type (MTLDataType %lu)",
-                                            c.name, text, (unsigned long)c.type];
+    NSString *why = mb_set_constant(values, c, text);
+    if (why) {
+      *problem = [NSString stringWithFormat:@"function constant '%@': %@", c.name, why];
       return nil;
     }
   }
@@ -925,7 +1148,9 @@ int32_t mb_pipeline_compile(mb_device *dev, const char *source, const char *func
   NSError *error = nil;
 
   if (metallib) {
-    /* An offline library: the caller chose the per-chip file. */
+    /* An offline library: the caller chose the per-chip file. Its math mode
+     * is the one it was built with (`xcrun metal` defaults to fast math; build
+     * with -fno-fast-math): fast_math cannot change it here. */
     BOOL isDir = NO;
     if (![[NSFileManager defaultManager] fileExistsAtPath:metallib isDirectory:&isDir] || isDir)
       return mb_fail(err, err_cap, MB_E_ARGUMENT, @"kernel %@: metallib %@ does not exist",
@@ -952,21 +1177,22 @@ int32_t mb_pipeline_compile(mb_device *dev, const char *source, const char *func
         src = [NSString stringWithFormat:@"#line 1 \"%@\"\n%@", mb_line_name(shownName), expanded];
     }
 
+    /* Fast math is OFF unless asked for: Metal's own default is on
+     * ("fastMathEnabled defaults to YES"), while MLX compiles its kernels
+     * with it off and the simulator computes IEEE results (Inf/NaN kept,
+     * precise exp/log/division). So it is set explicitly either way. */
     MTLCompileOptions *co = [MTLCompileOptions new];
-    NSString *fast = opts[@"fast_math"];
-    if (fast.length > 0) {
-      int on = mb_parse_bool(fast);
-      if (on < 0)
-        return mb_fail(err, err_cap, MB_E_ARGUMENT, @"fast_math=%@: use 0 or 1", fast);
-      if ([co respondsToSelector:NSSelectorFromString(@"setMathMode:")]) {
-        /* macOS 15+: mathMode replaces fastMathEnabled. */
-        [co setValue:@(on ? MB_MATH_MODE_FAST : MB_MATH_MODE_SAFE) forKey:@"mathMode"];
-        if ([co respondsToSelector:NSSelectorFromString(@"setMathFloatingPointFunctions:")])
-          [co setValue:@(on ? MB_MATH_FP_FUNCTIONS_FAST : MB_MATH_FP_FUNCTIONS_PRECISE)
-                forKey:@"mathFloatingPointFunctions"];
-      } else {
-        co.fastMathEnabled = on ? YES : NO;
-      }
+    NSString *fast = opts[@"fast_math"].length > 0 ? opts[@"fast_math"] : @"0";
+    int on = mb_parse_bool(fast);
+    if (on < 0) return mb_fail(err, err_cap, MB_E_ARGUMENT, @"fast_math=%@: use 0 or 1", fast);
+    if ([co respondsToSelector:NSSelectorFromString(@"setMathMode:")]) {
+      /* macOS 15+: mathMode replaces fastMathEnabled. */
+      [co setValue:@(on ? MB_MATH_MODE_FAST : MB_MATH_MODE_SAFE) forKey:@"mathMode"];
+      if ([co respondsToSelector:NSSelectorFromString(@"setMathFloatingPointFunctions:")])
+        [co setValue:@(on ? MB_MATH_FP_FUNCTIONS_FAST : MB_MATH_FP_FUNCTIONS_PRECISE)
+              forKey:@"mathFloatingPointFunctions"];
+    } else {
+      co.fastMathEnabled = on ? YES : NO;
     }
     NSString *lang = opts[@"language_version"];
     if (lang.length > 0) {
@@ -1159,6 +1385,9 @@ int32_t mb_command_new(mb_device *dev, mb_command **out, char *err, uint64_t err
   c.slots = [NSMutableDictionary dictionary];
   c.threadgroupLengths = [NSMutableDictionary dictionary];
   c.steps = [NSMutableArray array];
+  c.launchEnds = [NSMutableArray array];
+  c.sampleBuffers = [NSMutableArray array];
+  c.passDescriptors = [NSMutableArray array];
   *out = (__bridge_retained mb_command *)c;
   return MB_OK;
   MB_END
@@ -1189,10 +1418,18 @@ int32_t mb_command_set_buffer(mb_command *cmd, uint32_t index, mb_buffer *buffer
   if (b.owner != c.owner)
     return mb_fail(err, err_cap, MB_E_ARGUMENT,
                    @"buffer(%u): the buffer belongs to another device handle", index);
-  if (offset >= b.length)
+  /* Up to the end: a zero-length buffer (or an empty tail) binds like any
+   * other, as on the simulator. Metal needs the offset inside the MTLBuffer,
+   * which is at least 16 bytes long. */
+  if (offset > b.length)
     return mb_fail(err, err_cap, MB_E_ARGUMENT,
-                   @"buffer(%u): offset %llu is not inside the %llu-byte buffer", index,
+                   @"buffer(%u): offset %llu is past the end of the %llu-byte buffer", index,
                    (unsigned long long)offset, (unsigned long long)b.length);
+  if (offset >= (uint64_t)b.buffer.length)
+    return mb_fail(err, err_cap, MB_E_ARGUMENT,
+                   @"buffer(%u): offset %llu is the end of the %llu-byte buffer; Metal binds "
+                   @"no empty range there (bind offset 0 of a zero-length buffer instead)",
+                   index, (unsigned long long)offset, (unsigned long long)b.length);
   MetalBenchBridgeSlot *slot = [MetalBenchBridgeSlot new];
   slot.buffer = b;
   slot.offset = offset;
@@ -1315,9 +1552,19 @@ int32_t mb_command_dispatch(mb_command *cmd, uint32_t mode, uint32_t grid_x, uin
                    @"kernel %@: %@ threadgroups of %@ threads overflow a 32-bit thread position",
                    kernel, mb_size_text(grid), mb_size_text(group));
 
-  /* Threadgroup memory: the kernel's static part plus every allocation set. */
+  /* The threadgroup memory this kernel takes: lengths set at the indices it
+   * declares (all of them if reflection is missing). Lengths an earlier
+   * step set for its own kernel neither count nor get bound here. */
+  NSMutableDictionary<NSNumber *, NSNumber *> *tgLengths = [NSMutableDictionary dictionary];
+  if (p.args) {
+    for (MetalBenchBridgeArg *a in p.args)
+      if (a.kind == MB_BINDING_THREADGROUP && c.threadgroupLengths[@(a.index)])
+        tgLengths[@(a.index)] = c.threadgroupLengths[@(a.index)];
+  } else {
+    [tgLengths addEntriesFromDictionary:c.threadgroupLengths];
+  }
   uint64_t tgTotal = p.state.staticThreadgroupMemoryLength;
-  for (NSNumber *len in c.threadgroupLengths.allValues) tgTotal += len.unsignedLongLongValue;
+  for (NSNumber *len in tgLengths.allValues) tgTotal += len.unsignedLongLongValue;
   if (tgTotal > device.maxThreadgroupMemoryLength)
     return mb_fail(err, err_cap, MB_E_ARGUMENT,
                    @"kernel %@: %llu bytes of threadgroup memory (%lu static + %llu set) exceed "
@@ -1338,6 +1585,24 @@ int32_t mb_command_dispatch(mb_command *cmd, uint32_t mode, uint32_t grid_x, uin
                          @"kernel %@: argument '%@' at buffer(%lu) is not bound (set a buffer "
                          @"or bytes at index %lu)",
                          kernel, a.name, (unsigned long)a.index, (unsigned long)a.index);
+        /* Reflection gives the size of what the argument points at: inline
+         * bytes shorter than that (2 bytes for a `constant uint&`) would be
+         * read past their end. A buffer is checked against the MTLBuffer's
+         * real length (what Metal's validation checks); zero-length and short
+         * buffers stay legal for pointers, as on the simulator. */
+        if (slot.bytes && a.bufferDataSize > slot.bytes.length)
+          return mb_fail(err, err_cap, MB_E_ARGUMENT,
+                         @"kernel %@: argument '%@' at buffer(%lu) reads %lu bytes, but only %lu "
+                         @"bytes were set",
+                         kernel, a.name, (unsigned long)a.index, (unsigned long)a.bufferDataSize,
+                         (unsigned long)slot.bytes.length);
+        if (slot.buffer && a.bufferDataSize > slot.buffer.buffer.length - slot.offset)
+          return mb_fail(err, err_cap, MB_E_ARGUMENT,
+                         @"kernel %@: argument '%@' at buffer(%lu) reads %lu bytes, but the buffer "
+                         @"bound there has %llu bytes past offset %llu",
+                         kernel, a.name, (unsigned long)a.index, (unsigned long)a.bufferDataSize,
+                         (unsigned long long)(slot.buffer.length - slot.offset),
+                         (unsigned long long)slot.offset);
         if (slot.buffer && a.bufferAlignment > 1 && slot.offset % a.bufferAlignment != 0)
           return mb_fail(err, err_cap, MB_E_ARGUMENT,
                          @"kernel %@: argument '%@' at buffer(%lu): offset %llu is not a multiple "
@@ -1364,13 +1629,27 @@ int32_t mb_command_dispatch(mb_command *cmd, uint32_t mode, uint32_t grid_x, uin
   MetalBenchBridgeStep *step = [MetalBenchBridgeStep new];
   step.pipeline = p;
   step.slots = c.slots;                           /* copy property: a snapshot */
-  step.threadgroupLengths = c.threadgroupLengths; /* copy property: a snapshot */
+  step.threadgroupLengths = tgLengths; /* copy property: a snapshot */
   step.mode = mode;
   step.grid = grid;
   step.group = group;
-  step.label =
-      [NSString stringWithFormat:@"step %lu: %@", (unsigned long)c.steps.count + 1, kernel];
+  NSUInteger launchStart = c.launchEnds.count ? c.launchEnds.lastObject.unsignedIntegerValue : 0;
+  step.label = [NSString stringWithFormat:@"launch %lu step %lu: %@",
+                                          (unsigned long)c.launchEnds.count,
+                                          (unsigned long)(c.steps.count - launchStart + 1), kernel];
   [c.steps addObject:step];
+  return MB_OK;
+  MB_END
+}
+
+int32_t mb_command_end_launch(mb_command *cmd, char *err, uint64_t err_cap) {
+  MB_BEGIN
+  MB_HANDLE(c, MetalBenchBridgeCommand, cmd, "command")
+  NSUInteger from = c.launchEnds.count ? c.launchEnds.lastObject.unsignedIntegerValue : 0;
+  if (c.steps.count <= from)
+    return mb_fail(err, err_cap, MB_E_ARGUMENT,
+                   @"end of a launch with no dispatch in it (call mb_command_dispatch first)");
+  [c.launchEnds addObject:@(c.steps.count)];
   return MB_OK;
   MB_END
 }
@@ -1394,172 +1673,459 @@ static NSString *mb_command_buffer_error_name(NSInteger code) {
   }
 }
 
+/* "MTLCommandBufferErrorPageFault: <Metal's description>" */
+static NSString *mb_error_text(NSError *e) {
+  BOOL metal = [e.domain isEqualToString:MTLCommandBufferErrorDomain];
+  NSString *code = metal ? mb_command_buffer_error_name(e.code)
+                         : [NSString stringWithFormat:@"%@ code %ld", e.domain ?: @"(no domain)",
+                                                      (long)e.code];
+  return [NSString
+      stringWithFormat:@"%@: %@", code, e.localizedDescription ?: @"(Metal gave no description)"];
+}
+
+typedef NS_ENUM(NSInteger, MBFailure) { MBFailureFault, MBFailureTimeout, MBFailureLost };
+
+/* What a command buffer's error means for the harness. */
+static MBFailure mb_failure_kind(NSError *e) {
+  BOOL metal = [e.domain isEqualToString:MTLCommandBufferErrorDomain];
+  NSString *text = e.localizedDescription ?: @"";
+  /* After GPU faults or time-outs macOS stops running the process's work:
+   * access revoked, or IOGPU's "Ignored (for causing prior/excessive GPU
+   * errors) (...kIOGPUCommandBufferCallbackErrorSubmissionsIgnored)". */
+  if ((metal && (e.code == MTLCommandBufferErrorAccessRevoked ||
+                 e.code == MTLCommandBufferErrorDeviceRemoved)) ||
+      [text rangeOfString:@"SubmissionsIgnored"].location != NSNotFound)
+    return MBFailureLost;
+  /* The GPU watchdog reports through IOGPU text such as "Caused GPU Timeout
+   * Error (...kIOGPUCommandBufferCallbackErrorTimeout)" or "Impacting
+   * Interactivity (...ErrorImpactingInteractivity)": both are time-outs. */
+  if ((metal && e.code == MTLCommandBufferErrorTimeout) ||
+      [text rangeOfString:@"Timeout"].location != NSNotFound ||
+      [text rangeOfString:@"ImpactingInteractivity"].location != NSNotFound)
+    return MBFailureTimeout;
+  return MBFailureFault;
+}
+
 /* A fresh command queue after a failure, so that later work does not queue
- * behind a broken or still-running command buffer. */
+ * behind a broken command buffer. */
 static void mb_renew_queue(MetalBenchBridgeDevice *d) {
   id<MTLCommandQueue> q = [d.device newCommandQueue];
   if (q) d.queue = q;
 }
 
-/* The error of a command buffer that ended in MTLCommandBufferStatusError. */
-static int32_t mb_command_buffer_failure(MetalBenchBridgeCommand *c, id<MTLCommandBuffer> cb,
-                                         uint32_t batch, char *err, uint64_t err_cap) {
-  NSError *e = cb.error;
-  NSInteger code = e ? e.code : MTLCommandBufferErrorInternal;
-  BOOL metalDomain = e && [e.domain isEqualToString:MTLCommandBufferErrorDomain];
-  NSString *codeName = metalDomain ? mb_command_buffer_error_name(code)
-                                   : [NSString stringWithFormat:@"%@ code %ld",
-                                                                e.domain ?: @"(no domain)",
-                                                                (long)code];
-  NSString *description = e.localizedDescription ?: @"(Metal gave no description)";
-  /* The GPU watchdog reports through IOGPU text such as "Caused GPU Timeout
-   * Error (...kIOGPUCommandBufferCallbackErrorTimeout)" or "Impacting
-   * Interactivity (...ErrorImpactingInteractivity)": both are time-outs. */
-  BOOL timeout = (metalDomain && code == MTLCommandBufferErrorTimeout) ||
-                 [description rangeOfString:@"Timeout"].location != NSNotFound ||
-                 [description rangeOfString:@"ImpactingInteractivity"].location != NSNotFound;
-
-  /* Which encoder faulted (MTLCommandBufferErrorOptionEncoderExecutionStatus). */
-  NSString *where = nil;
-  NSUInteger nsteps = c.steps.count;
-  NSObject *infos = e.userInfo[MTLCommandBufferEncoderInfoErrorKey];
-  if ([infos isKindOfClass:[NSArray class]]) {
-    NSArray *list = (NSArray *)infos;
-    MTLCommandEncoderErrorState order[2] = {MTLCommandEncoderErrorStateFaulted,
-                                            MTLCommandEncoderErrorStateAffected};
-    for (int k = 0; k < 2 && !where; k++) {
-      for (NSUInteger i = 0; i < list.count; i++) {
-        id<MTLCommandBufferEncoderInfo> info = list[i];
-        if (![info respondsToSelector:@selector(errorState)] ||
-            ![info respondsToSelector:@selector(label)])
-          continue;
-        if (info.errorState != order[k]) continue;
-        NSString *label = info.label.length ? info.label : @"(unlabelled encoder)";
-        if (list.count == (NSUInteger)batch * nsteps && batch > 1)
-          where = [NSString stringWithFormat:@"%@ (repetition %lu of %u)%@", label,
-                                             (unsigned long)(i / nsteps + 1), batch,
-                                             k == 0 ? @"" : @" was affected"];
-        else
-          where = k == 0 ? label : [label stringByAppendingString:@" was affected"];
-        break;
-      }
-    }
+/* Remember a GPU failure, to be named if the device is lost later. */
+static void mb_note_failure(MetalBenchBridgeDevice *d, NSString *what) {
+  @synchronized(d) {
+    [d.failures addObject:what];
+    while (d.failures.count > MB_FAILURES_KEPT) [d.failures removeObjectAtIndex:0];
   }
-  if (!where) {
-    NSMutableOrderedSet<NSString *> *kernels = [NSMutableOrderedSet orderedSet];
-    for (MetalBenchBridgeStep *s in c.steps) [kernels addObject:s.pipeline.functionName];
-    where = [NSString stringWithFormat:@"the command buffer running %@",
-                                       [kernels.array componentsJoinedByString:@", "]];
-  }
-  mb_renew_queue(c.owner);
-  return mb_fail(err, err_cap, timeout ? MB_E_TIMEOUT : MB_E_EXECUTION,
-                 @"%@ failed on the GPU: %@: %@", where, codeName, description);
 }
 
-/* Encode `batch` repetitions of the steps into cb: one encoder per step. */
-static int32_t mb_encode(MetalBenchBridgeCommand *c, id<MTLCommandBuffer> cb, uint32_t batch,
-                         char *err, uint64_t err_cap) {
-  for (uint32_t r = 0; r < batch; r++) {
-    for (MetalBenchBridgeStep *s in c.steps) {
-      id<MTLComputeCommandEncoder> enc = [cb computeCommandEncoder];
-      if (!enc)
-        return mb_fail(err, err_cap, MB_E_RESOURCE,
-                       @"%@: Metal could not create a compute command encoder", s.label);
-      enc.label = s.label;
-      [enc setComputePipelineState:s.pipeline.state];
-      [s.slots enumerateKeysAndObjectsUsingBlock:^(NSNumber *key, MetalBenchBridgeSlot *slot,
-                                                   BOOL *stop) {
-        (void)stop;
-        NSUInteger index = key.unsignedIntegerValue;
-        if (slot.buffer)
-          [enc setBuffer:slot.buffer.buffer offset:(NSUInteger)slot.offset atIndex:index];
-        else
-          [enc setBytes:slot.bytes.bytes length:slot.bytes.length atIndex:index];
-      }];
-      [s.threadgroupLengths
-          enumerateKeysAndObjectsUsingBlock:^(NSNumber *key, NSNumber *len, BOOL *stop) {
-            (void)stop;
-            [enc setThreadgroupMemoryLength:len.unsignedIntegerValue
-                                    atIndex:key.unsignedIntegerValue];
-          }];
-      if (s.mode == MB_DISPATCH_THREADS)
-        [enc dispatchThreads:s.grid threadsPerThreadgroup:s.group];
-      else
-        [enc dispatchThreadgroups:s.grid threadsPerThreadgroup:s.group];
-      [enc endEncoding];
-    }
+/* The device is gone for this process: every later run returns this. */
+static int32_t mb_device_lost(MetalBenchBridgeDevice *d, NSString *what, char *err,
+                              uint64_t err_cap) {
+  NSString *earlier = @"";
+  @synchronized(d) {
+    if (d.failures.count)
+      earlier = [NSString stringWithFormat:@" (after GPU failures of %@)",
+                                           [d.failures componentsJoinedByString:@", "]];
   }
+  d.lostMessage = [NSString
+      stringWithFormat:@"the GPU is lost for this process: %@%@; nothing more runs on it in this "
+                       @"process",
+                       what, earlier];
+  return mb_fail(err, err_cap, MB_E_DEVICE_LOST, @"%@", d.lostMessage);
+}
+
+/*
+ * Before anything runs on the device: it must not be lost, and a command
+ * buffer that outlived timeout_ms must have ended, so that no kernel is
+ * timed (or blamed) while the GPU still runs another. It is waited for up
+ * to MB_PENDING_WAIT_MS after it timed out; one that never ends, or ends
+ * with access revoked, makes the device lost.
+ */
+static int32_t mb_settle(MetalBenchBridgeDevice *d, char *err, uint64_t err_cap) {
+  if (d.lostMessage) return mb_fail(err, err_cap, MB_E_DEVICE_LOST, @"%@", d.lostMessage);
+  id<MTLCommandBuffer> cb = d.pending;
+  if (!cb) return MB_OK;
+  uint64_t sinceMs = (mb_now_ns() - d.pendingSinceNs) / 1000000ull;
+  uint64_t leftMs = sinceMs >= MB_PENDING_WAIT_MS ? 0 : MB_PENDING_WAIT_MS - sinceMs;
+  long ended = dispatch_semaphore_wait(
+      d.pendingDone, dispatch_time(DISPATCH_TIME_NOW, (int64_t)(leftMs * NSEC_PER_MSEC)));
+  NSString *kernels = d.pendingKernels;
+  if (ended != 0)
+    return mb_device_lost(
+        d,
+        [NSString stringWithFormat:@"%@ timed out and was still running on the GPU %llu s later",
+                                   kernels, (unsigned long long)(MB_PENDING_WAIT_MS / 1000)],
+        err, err_cap);
+  d.pending = nil;
+  d.pendingDone = nil;
+  if (cb.status == MTLCommandBufferStatusError && mb_failure_kind(cb.error) == MBFailureLost)
+    return mb_device_lost(d,
+                          [NSString stringWithFormat:@"Metal revoked GPU access when %@ timed out "
+                                                     @"(%@)",
+                                                     kernels, mb_error_text(cb.error)],
+                          err, err_cap);
   return MB_OK;
 }
 
-/* One sample: encode, commit, wait; times per repetition. */
-static int32_t mb_run_sample(MetalBenchBridgeCommand *c, uint32_t batch, double *wall_ns,
-                             double *device_ns, char *err, uint64_t err_cap) {
+/* The launches of a command, in order (see mb_command_end_launch). */
+static NSArray<NSArray<MetalBenchBridgeStep *> *> *mb_launches(MetalBenchBridgeCommand *c) {
+  NSMutableArray<NSArray<MetalBenchBridgeStep *> *> *launches = [NSMutableArray array];
+  NSMutableArray<NSNumber *> *ends = [c.launchEnds mutableCopy];
+  if (ends.count == 0 || ends.lastObject.unsignedIntegerValue < c.steps.count)
+    [ends addObject:@(c.steps.count)];
+  NSUInteger from = 0;
+  for (NSNumber *end in ends) {
+    NSUInteger to = end.unsignedIntegerValue;
+    [launches addObject:[c.steps subarrayWithRange:NSMakeRange(from, to - from)]];
+    from = to;
+  }
+  return launches;
+}
+
+/* The passes of one sample: launches first .. first + batch - 1 of the run,
+ * launch j executing launches[j mod L]; *position gets each pass's place
+ * in the batch (0-based). */
+static NSArray<MetalBenchBridgeStep *> *mb_sample_passes(
+    NSArray<NSArray<MetalBenchBridgeStep *> *> *launches, uint64_t first, uint32_t batch,
+    NSArray<NSNumber *> **position) {
+  NSMutableArray<MetalBenchBridgeStep *> *passes = [NSMutableArray array];
+  NSMutableArray<NSNumber *> *where = [NSMutableArray array];
+  for (uint32_t b = 0; b < batch; b++) {
+    NSArray<MetalBenchBridgeStep *> *launch = launches[(NSUInteger)((first + b) % launches.count)];
+    [passes addObjectsFromArray:launch];
+    for (NSUInteger i = 0; i < launch.count; i++) [where addObject:@(b)];
+  }
+  *position = where;
+  return passes;
+}
+
+/* The distinct kernels of some steps, "relu, softmax". */
+static NSString *mb_kernel_names(NSArray<MetalBenchBridgeStep *> *steps) {
+  NSMutableOrderedSet<NSString *> *names = [NSMutableOrderedSet orderedSet];
+  for (MetalBenchBridgeStep *s in steps) [names addObject:s.pipeline.functionName];
+  return [names.array componentsJoinedByString:@", "];
+}
+
+/* A counter sample buffer per MB_MAX_COUNTER_SAMPLES / 2 passes and a pass
+ * descriptor per pass, kept on the command; NO if Metal would not make them
+ * (the run then takes the command buffer's span). */
+static BOOL mb_prepare_counters(MetalBenchBridgeCommand *c, uint64_t passes) {
   MetalBenchBridgeDevice *d = c.owner;
+  const uint64_t perBuffer = MB_MAX_COUNTER_SAMPLES / 2;
+  if (!d.timestampCounters || passes == 0 || passes > 64 * perBuffer) return NO;
+  @try {
+    while ((uint64_t)c.sampleBuffers.count * perBuffer < passes) {
+      MTLCounterSampleBufferDescriptor *desc = [MTLCounterSampleBufferDescriptor new];
+      desc.counterSet = d.timestampCounters;
+      desc.storageMode = MTLStorageModeShared;
+      desc.sampleCount = MB_MAX_COUNTER_SAMPLES;
+      desc.label = @"metalbench pass timestamps";
+      NSError *error = nil;
+      id<MTLCounterSampleBuffer> buffer =
+          [d.device newCounterSampleBufferWithDescriptor:desc error:&error];
+      if (!buffer) return NO;
+      [c.sampleBuffers addObject:buffer];
+    }
+    while ((uint64_t)c.passDescriptors.count < passes) {
+      NSUInteger i = c.passDescriptors.count;
+      MTLComputePassDescriptor *pd = [MTLComputePassDescriptor computePassDescriptor];
+      pd.dispatchType = MTLDispatchTypeSerial;
+      MTLComputePassSampleBufferAttachmentDescriptor *a = pd.sampleBufferAttachments[0];
+      a.sampleBuffer = c.sampleBuffers[i / perBuffer];
+      a.startOfEncoderSampleIndex = 2 * (i % perBuffer);
+      a.endOfEncoderSampleIndex = 2 * (i % perBuffer) + 1;
+      [c.passDescriptors addObject:pd];
+    }
+  } @catch (id e) {
+    (void)e;
+    return NO;
+  }
+  return YES;
+}
+
+typedef struct {
+  uint64_t start, end;
+} mb_interval;
+
+static int mb_interval_order(const void *a, const void *b) {
+  const mb_interval *x = a, *y = b;
+  return x->start < y->start ? -1 : x->start > y->start ? 1 : 0;
+}
+
+/* GPU ticks the sample's passes kept the GPU busy: the union of their
+ * [start, end] timestamp intervals (passes that overlap count once). -1 if
+ * a timestamp is missing, or older than `notBefore` (a GPU timestamp taken
+ * before the command buffer was made: a slot the GPU did not write still
+ * holds an earlier sample's value). */
+static double mb_busy_ticks(MetalBenchBridgeCommand *c, NSUInteger passes, uint64_t notBefore) {
+  const NSUInteger perBuffer = MB_MAX_COUNTER_SAMPLES / 2;
+  NSMutableData *store = [NSMutableData dataWithLength:passes * sizeof(mb_interval)];
+  mb_interval *iv = store.mutableBytes;
+  for (NSUInteger done = 0, b = 0; done < passes; b++) {
+    NSUInteger n = MIN(perBuffer, passes - done);
+    NSData *data = [c.sampleBuffers[b] resolveCounterRange:NSMakeRange(0, 2 * n)];
+    if (!data || data.length < 2 * n * sizeof(MTLCounterResultTimestamp)) return -1;
+    const MTLCounterResultTimestamp *ts = data.bytes;
+    for (NSUInteger k = 0; k < n; k++) {
+      uint64_t s = ts[2 * k].timestamp, e = ts[2 * k + 1].timestamp;
+      if (s < notBefore || s == MTLCounterErrorValue || e == MTLCounterErrorValue || e < s)
+        return -1;
+      iv[done + k] = (mb_interval){s, e};
+    }
+    done += n;
+  }
+  qsort(iv, passes, sizeof *iv, mb_interval_order);
+  double busy = 0;
+  uint64_t from = iv[0].start, to = iv[0].end;
+  for (NSUInteger k = 1; k < passes; k++) {
+    if (iv[k].start > to) {
+      busy += (double)(to - from);
+      from = iv[k].start;
+    }
+    if (iv[k].end > to) to = iv[k].end;
+  }
+  return busy + (double)(to - from);
+}
+
+/*
+ * Host ns per GPU timestamp tick: the host time (CLOCK_UPTIME_RAW) and GPU
+ * ticks elapsed since the first pair taken on this device, at least
+ * MB_CALIBRATION_MIN_NS apart (an early run may sleep that long once). The
+ * span grows with every run, so the ratio gets more exact. 0 if the GPU
+ * clock does not advance.
+ */
+static double mb_ns_per_tick(MetalBenchBridgeDevice *d) {
+  for (int attempt = 0; attempt < 3; attempt++) {
+    MTLTimestamp cpu = 0, gpu = 0;
+    [d.device sampleTimestamps:&cpu gpuTimestamp:&gpu];
+    uint64_t now = mb_now_ns();
+    if (d.calibrationNs == 0 || gpu < d.calibrationTicks) { /* none yet, or a restarted clock */
+      d.calibrationTicks = gpu;
+      d.calibrationNs = now;
+      usleep((useconds_t)(MB_CALIBRATION_MIN_NS / 1000));
+      continue;
+    }
+    uint64_t span = now - d.calibrationNs;
+    if (span < MB_CALIBRATION_MIN_NS) {
+      usleep((useconds_t)((MB_CALIBRATION_MIN_NS - span) / 1000 + 1));
+      continue;
+    }
+    if (gpu == d.calibrationTicks) return 0;
+    d.nsPerTick = (double)span / (double)(gpu - d.calibrationTicks);
+    return d.nsPerTick;
+  }
+  return 0;
+}
+
+/* Bind a step's pipeline, buffers, bytes and threadgroup memory and dispatch it. */
+static void mb_encode_step(id<MTLComputeCommandEncoder> enc, MetalBenchBridgeStep *s) {
+  [enc setComputePipelineState:s.pipeline.state];
+  [s.slots enumerateKeysAndObjectsUsingBlock:^(NSNumber *key, MetalBenchBridgeSlot *slot,
+                                               BOOL *stop) {
+    (void)stop;
+    NSUInteger index = key.unsignedIntegerValue;
+    if (slot.buffer)
+      [enc setBuffer:slot.buffer.buffer offset:(NSUInteger)slot.offset atIndex:index];
+    else
+      [enc setBytes:slot.bytes.bytes length:slot.bytes.length atIndex:index];
+  }];
+  [s.threadgroupLengths
+      enumerateKeysAndObjectsUsingBlock:^(NSNumber *key, NSNumber *len, BOOL *stop) {
+        (void)stop;
+        [enc setThreadgroupMemoryLength:len.unsignedIntegerValue atIndex:key.unsignedIntegerValue];
+      }];
+  if (s.mode == MB_DISPATCH_THREADS)
+    [enc dispatchThreads:s.grid threadsPerThreadgroup:s.group];
+  else
+    [enc dispatchThreadgroups:s.grid threadsPerThreadgroup:s.group];
+  [enc endEncoding];
+}
+
+/* How one sample went. */
+typedef struct {
+  double wallNs;    /* host time of the whole sample */
+  double spanNs;    /* GPUEndTime - GPUStartTime */
+  double busyTicks; /* pass timestamps: GPU ticks inside the passes; -1 if not taken */
+} mb_sample_times;
+
+/*
+ * One command buffer: make it, encode the passes, commit, wait. The host
+ * clock starts before the command buffer is made. `diagnose` turns on
+ * per-encoder error status (and batch positions in the labels) for a re-run
+ * of a failed sample. A command buffer that ends in error gives MB_E_EXECUTION
+ * with its error in *failure, for the caller to read.
+ */
+static int32_t mb_run_passes(MetalBenchBridgeCommand *c, NSArray<MetalBenchBridgeStep *> *passes,
+                             NSArray<NSNumber *> *position, uint32_t batch, BOOL diagnose,
+                             BOOL counters, mb_sample_times *t, NSError **failure, char *err,
+                             uint64_t err_cap) {
+  MetalBenchBridgeDevice *d = c.owner;
+  t->wallNs = 0;
+  t->spanNs = NAN;
+  t->busyTicks = -1;
+  dispatch_semaphore_t done = d.timeoutMs ? dispatch_semaphore_create(0) : nil;
+  MTLTimestamp cpuBefore = 0, gpuBefore = 0;
+  if (counters) [d.device sampleTimestamps:&cpuBefore gpuTimestamp:&gpuBefore];
+
+  uint64_t t0 = mb_now_ns();
   id<MTLCommandQueue> queue = d.queue;
   id<MTLCommandBuffer> cb = nil;
   if ([queue respondsToSelector:@selector(commandBufferWithDescriptor:)]) {
     MTLCommandBufferDescriptor *desc = [MTLCommandBufferDescriptor new];
     desc.retainedReferences = YES;
-    desc.errorOptions = MTLCommandBufferErrorOptionEncoderExecutionStatus;
+    desc.errorOptions = diagnose ? MTLCommandBufferErrorOptionEncoderExecutionStatus
+                                 : MTLCommandBufferErrorOptionNone;
     cb = [queue commandBufferWithDescriptor:desc];
   } else {
     cb = [queue commandBuffer];
   }
   if (!cb) return mb_fail(err, err_cap, MB_E_RESOURCE, @"Metal could not create a command buffer");
-  cb.label = @"metalbench";
-
-  int32_t st = mb_encode(c, cb, batch, err, err_cap);
-  if (st != MB_OK) return st;
-
-  uint64_t t0 = 0, t1 = 0;
-  if (d.timeoutMs == 0) {
-    t0 = mb_now_ns();
-    [cb commit];
-    [cb waitUntilCompleted];
-    t1 = mb_now_ns();
-  } else {
-    /* A time limit of timeout_ms per dispatch, for the whole sample. */
-    uint64_t dispatches = (uint64_t)batch * c.steps.count;
-    uint64_t limitMs = d.timeoutMs > MB_MAX_WAIT_MS / dispatches ? MB_MAX_WAIT_MS
-                                                                  : d.timeoutMs * dispatches;
-    dispatch_semaphore_t done = dispatch_semaphore_create(0);
+  for (NSUInteger i = 0; i < passes.count; i++) {
+    MetalBenchBridgeStep *s = passes[i];
+    id<MTLComputeCommandEncoder> enc = counters
+                                           ? [cb computeCommandEncoderWithDescriptor:
+                                                     c.passDescriptors[i]]
+                                           : [cb computeCommandEncoder];
+    if (!enc)
+      return mb_fail(err, err_cap, MB_E_RESOURCE,
+                     @"%@: Metal could not create a compute command encoder", s.label);
+    enc.label = diagnose && batch > 1
+                    ? [NSString stringWithFormat:@"%@ (launch %u of the sample's %u)", s.label,
+                                                 position[i].unsignedIntValue + 1, batch]
+                    : s.label;
+    mb_encode_step(enc, s);
+  }
+  if (done) {
     [cb addCompletedHandler:^(id<MTLCommandBuffer> finished) {
       (void)finished;
       dispatch_semaphore_signal(done);
     }];
-    t0 = mb_now_ns();
-    [cb commit];
+  }
+  [cb commit];
+  if (!done) {
+    [cb waitUntilCompleted];
+  } else {
+    /* A time limit of timeout_ms per pass, for the whole sample. */
+    uint64_t n = passes.count;
+    uint64_t limitMs = d.timeoutMs > MB_MAX_WAIT_MS / n ? MB_MAX_WAIT_MS : d.timeoutMs * n;
     long waited = dispatch_semaphore_wait(
         done, dispatch_time(DISPATCH_TIME_NOW, (int64_t)(limitMs * NSEC_PER_MSEC)));
-    t1 = mb_now_ns();
     if (waited != 0) {
-      NSMutableOrderedSet<NSString *> *kernels = [NSMutableOrderedSet orderedSet];
-      for (MetalBenchBridgeStep *s in c.steps) [kernels addObject:s.pipeline.functionName];
+      /* Still running: kept, and waited for before the next run (mb_settle). */
+      NSString *kernels = mb_kernel_names(passes);
+      d.pending = cb;
+      d.pendingDone = done;
+      d.pendingKernels = kernels;
+      d.pendingSinceNs = mb_now_ns();
+      mb_note_failure(d, [kernels stringByAppendingString:@" (time-out)"]);
       mb_renew_queue(d);
       return mb_fail(err, err_cap, MB_E_TIMEOUT,
                      @"%@ did not finish within %llu ms (timeout_ms=%llu per dispatch, %llu "
-                     @"dispatches); it may still be running on the GPU (an endless loop?)",
-                     [kernels.array componentsJoinedByString:@", "], (unsigned long long)limitMs,
-                     (unsigned long long)d.timeoutMs, (unsigned long long)dispatches);
+                     @"dispatches; an endless loop?); the next run waits for the GPU to end it",
+                     kernels, (unsigned long long)limitMs, (unsigned long long)d.timeoutMs,
+                     (unsigned long long)n);
     }
     [cb waitUntilCompleted]; /* already complete: makes status and times final */
   }
+  uint64_t t1 = mb_now_ns();
 
   MTLCommandBufferStatus status = cb.status;
   if (status != MTLCommandBufferStatusCompleted) {
-    if (status == MTLCommandBufferStatusError || cb.error)
-      return mb_command_buffer_failure(c, cb, batch, err, err_cap);
+    if (status == MTLCommandBufferStatusError || cb.error) {
+      *failure = cb.error ?: [NSError errorWithDomain:MTLCommandBufferErrorDomain
+                                                 code:MTLCommandBufferErrorInternal
+                                             userInfo:nil];
+      return MB_E_EXECUTION;
+    }
     return mb_fail(err, err_cap, MB_E_INTERNAL,
                    @"the command buffer ended in status %lu, not completed",
                    (unsigned long)status);
   }
-
-  *wall_ns = (double)(t1 - t0) / (double)batch;
+  t->wallNs = (double)(t1 - t0);
   CFTimeInterval gpuStart = cb.GPUStartTime, gpuEnd = cb.GPUEndTime;
-  *device_ns = (gpuStart > 0 && gpuEnd >= gpuStart) ? (gpuEnd - gpuStart) * 1e9 / (double)batch
-                                                    : (double)NAN; /* no timestamps */
+  if (gpuStart > 0 && gpuEnd >= gpuStart) t->spanNs = (gpuEnd - gpuStart) * 1e9;
+  if (counters) t->busyTicks = mb_busy_ticks(c, passes.count, gpuBefore);
   return MB_OK;
+}
+
+/* The pass a diagnosed command buffer names as faulted (else affected). */
+static NSString *mb_failing_pass(NSError *e) {
+  NSObject *infos = e.userInfo[MTLCommandBufferEncoderInfoErrorKey];
+  if (![infos isKindOfClass:[NSArray class]]) return nil;
+  MTLCommandEncoderErrorState order[2] = {MTLCommandEncoderErrorStateFaulted,
+                                          MTLCommandEncoderErrorStateAffected};
+  for (int k = 0; k < 2; k++) {
+    for (id<MTLCommandBufferEncoderInfo> info in (NSArray *)infos) {
+      if (![info respondsToSelector:@selector(errorState)] ||
+          ![info respondsToSelector:@selector(label)] || info.errorState != order[k])
+        continue;
+      NSString *label = info.label.length ? info.label : @"(unlabelled encoder)";
+      return k == 0 ? label : [label stringByAppendingString:@" (affected)"];
+    }
+  }
+  return nil;
+}
+
+/*
+ * One sample of a run. A command buffer that fails is classified: access
+ * revoked makes the device lost; a watchdog time-out is a time-out; a fault
+ * is run once more with per-encoder status to name the failing pass (the
+ * timed command buffers carry none).
+ */
+static int32_t mb_sample(MetalBenchBridgeCommand *c,
+                         NSArray<NSArray<MetalBenchBridgeStep *> *> *launches, uint64_t first,
+                         uint32_t batch, BOOL counters, mb_sample_times *t, char *err,
+                         uint64_t err_cap) {
+  MetalBenchBridgeDevice *d = c.owner;
+  NSArray<NSNumber *> *position = nil;
+  NSArray<MetalBenchBridgeStep *> *passes = mb_sample_passes(launches, first, batch, &position);
+  NSError *failure = nil;
+  int32_t st =
+      mb_run_passes(c, passes, position, batch, NO, counters, t, &failure, err, err_cap);
+  if (st != MB_E_EXECUTION || !failure) return st;
+
+  NSString *kernels = mb_kernel_names(passes);
+  mb_renew_queue(d);
+  switch (mb_failure_kind(failure)) {
+    case MBFailureLost:
+      return mb_device_lost(
+          d,
+          [NSString stringWithFormat:@"Metal refused to run %@ (%@)", kernels,
+                                     mb_error_text(failure)],
+          err, err_cap);
+    case MBFailureTimeout:
+      mb_note_failure(d, [kernels stringByAppendingString:@" (time-out)"]);
+      return mb_fail(err, err_cap, MB_E_TIMEOUT, @"%@ was stopped by the GPU watchdog: %@",
+                     kernels, mb_error_text(failure));
+    case MBFailureFault: break;
+  }
+  mb_sample_times again = {0, 0, -1};
+  NSError *diagnosed = nil;
+  st = mb_run_passes(c, passes, position, batch, YES, NO, &again, &diagnosed, err, err_cap);
+  if (st == MB_OK) {
+    mb_note_failure(d, [kernels stringByAppendingString:@" (fault)"]);
+    return mb_fail(err, err_cap, MB_E_EXECUTION,
+                   @"%@ failed on the GPU: %@ (it ran cleanly when re-run with per-encoder "
+                   @"status, so the failing dispatch is not known)",
+                   kernels, mb_error_text(failure));
+  }
+  if (st != MB_E_EXECUTION || !diagnosed) return st; /* a time-out: its message stands */
+  mb_renew_queue(d);
+  MBFailure kind = mb_failure_kind(diagnosed);
+  if (kind == MBFailureLost)
+    return mb_device_lost(
+        d,
+        [NSString stringWithFormat:@"Metal refused to run %@ (%@)", kernels,
+                                   mb_error_text(diagnosed)],
+        err, err_cap);
+  NSString *where = mb_failing_pass(diagnosed) ?: kernels;
+  mb_note_failure(d, [where stringByAppendingString:
+                                kind == MBFailureTimeout ? @" (time-out)" : @" (fault)"]);
+  return mb_fail(err, err_cap, kind == MBFailureTimeout ? MB_E_TIMEOUT : MB_E_EXECUTION,
+                 @"%@ failed on the GPU: %@", where, mb_error_text(diagnosed));
 }
 
 int32_t mb_command_run(mb_command *cmd, uint32_t samples, uint32_t batch, double *wall_ns,
@@ -1574,11 +2140,36 @@ int32_t mb_command_run(mb_command *cmd, uint32_t samples, uint32_t batch, double
   if (c.steps.count == 0)
     return mb_fail(err, err_cap, MB_E_ARGUMENT,
                    @"run: no steps recorded (call mb_command_dispatch first)");
+  MetalBenchBridgeDevice *d = c.owner;
+  int32_t st = mb_settle(d, err, err_cap);
+  if (st != MB_OK) return st;
+
+  NSArray<NSArray<MetalBenchBridgeStep *> *> *launches = mb_launches(c);
+  NSUInteger longest = 0;
+  for (NSArray<MetalBenchBridgeStep *> *launch in launches) longest = MAX(longest, launch.count);
+  BOOL counters = d.timestampCounters && mb_prepare_counters(c, (uint64_t)batch * longest);
+  NSMutableData *ticksStore = [NSMutableData dataWithLength:samples * sizeof(double)];
+  double *ticks = ticksStore.mutableBytes;
   for (uint32_t i = 0; i < samples; i++) {
     @autoreleasepool {
-      int32_t st = mb_run_sample(c, batch, &wall_ns[i], &device_ns[i], err, err_cap);
+      mb_sample_times t;
+      st = mb_sample(c, launches, (uint64_t)i * batch, batch, counters, &t, err, err_cap);
       if (st != MB_OK) return st;
+      wall_ns[i] = t.wallNs / (double)batch;
+      device_ns[i] = t.spanNs / (double)batch; /* replaced below when timestamps resolved */
+      ticks[i] = t.busyTicks;
     }
+  }
+  if (d.timestampCounters) {
+    double nsPerTick = counters ? mb_ns_per_tick(d) : 0;
+    uint64_t fallbacks = 0;
+    for (uint32_t i = 0; i < samples; i++) {
+      if (nsPerTick > 0 && ticks[i] >= 0)
+        device_ns[i] = ticks[i] * nsPerTick / (double)batch;
+      else
+        fallbacks++;
+    }
+    d.deviceTimeFallbacks += fallbacks;
   }
   return MB_OK;
   MB_END
@@ -1606,6 +2197,8 @@ int32_t mb_command_capture(mb_command *cmd, const char *trace_path, char *err, u
   if (c.steps.count == 0)
     return mb_fail(err, err_cap, MB_E_ARGUMENT,
                    @"capture: no steps recorded (call mb_command_dispatch first)");
+  int32_t st = mb_settle(c.owner, err, err_cap);
+  if (st != MB_OK) return st;
 
   MTLCaptureManager *manager = [MTLCaptureManager sharedCaptureManager];
   if (!manager || ![manager supportsDestination:MTLCaptureDestinationGPUTraceDocument])
@@ -1636,10 +2229,9 @@ int32_t mb_command_capture(mb_command *cmd, const char *trace_path, char *err, u
     return mb_fail(err, err_cap, status, @"capture to %@ did not start: %@%@", path,
                    error.localizedDescription ?: @"(no message)", hint);
   }
-  double wall = 0, device = 0;
-  int32_t st = MB_OK;
+  mb_sample_times t;
   @try {
-    st = mb_run_sample(c, 1, &wall, &device, err, err_cap);
+    st = mb_sample(c, mb_launches(c), 0, 1, NO, &t, err, err_cap); /* launch 0, once */
   } @finally {
     [manager stopCapture];
   }
