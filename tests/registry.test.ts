@@ -55,7 +55,7 @@ Deno.test("elementwise template: bindings, grid and counts", () => {
   assert.deepEqual(d.mode, "threads");
   assert.deepEqual(p.bytes, 8 * 3003);
   assert.deepEqual(p.flops, 3003);
-  assert.deepEqual(p.tolerance, { rtol: 1e-4, atol: 1e-5 });
+  assert.deepEqual(p.tolerance, { rtol: 1e-4, stol: 1e-5, atol: 2 ** -126 });
 });
 
 Deno.test("rowwise template: one threadgroup per row, params and scalars after the output", () => {

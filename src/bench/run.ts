@@ -29,7 +29,7 @@ import type {
   Target,
 } from "../store/schema.ts";
 import { SCHEMA_VERSION } from "../store/schema.ts";
-import { compare, passes } from "./compare.ts";
+import { compare, passes, toleranceFor } from "./compare.ts";
 import { decodeTensor } from "../reference/tensor_io.ts";
 import { makeTensor } from "./inputs.ts";
 import {
@@ -215,7 +215,7 @@ function checkOutputs(
       comparison: compare(
         decodeTensor(got.get(t.name)!, t.dtype),
         decodeTensor(set.ref![i], t.dtype),
-        problem.tolerance,
+        toleranceFor(problem, t, set.bytes),
       ),
     })),
     inputsModified: modifiedInputs(inputs, problem, set),

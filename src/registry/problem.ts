@@ -2,7 +2,7 @@
  * A problem at a concrete size: every expression evaluated, every binding
  * checked. This is what the benchmark, the backends and the MLX worker see.
  */
-import { evaluate, evaluateInt, ExprError } from "./expr.ts";
+import { evaluate, evaluateInt, ExprError, namesIn } from "./expr.ts";
 import type { CustomEntry, Distribution, Dtype, ProblemSet, ScalarDtype } from "./schema.ts";
 import { dtypeBytes } from "./templates.ts";
 
@@ -37,9 +37,13 @@ export interface ResolvedDispatch {
   constants: Record<string, number | boolean>;
 }
 
+/** The comparison bound: |k - r| <= rtol*|r| + stol*scale + atol (schema.ts, Tolerance). */
 export interface Tolerances {
   rtol: number;
+  stol: number;
   atol: number;
+  /** The scale's expression (sizes, numeric init, rms_<input>); absent: the output's RMS. */
+  scale?: string;
 }
 
 export interface SizedProblem {
@@ -59,14 +63,66 @@ export interface SizedProblem {
   bytes: number;
 }
 
-/** Default comparison tolerances, by the output's dtype. */
+/**
+ * Default comparison tolerances, by the output's dtype. rtol is below the
+ * next lower precision's rounding error (float16 and bfloat16 round to
+ * 4.9e-4 and 3.9e-3 relative), and there is no absolute allowance beyond
+ * the dtype's smallest normal (a GPU may flush subnormals to zero): an
+ * output of small values is judged relative to its own scale, so a float32
+ * problem computed in half fails however small its outputs are. stol leaves
+ * room for float32 sums taken in another order (measured at most 3.2e-6 of
+ * the RMS on the suite, at both sizes). Integers are exact.
+ */
 export const DEFAULT_TOLERANCE: Record<Dtype, Tolerances> = {
-  float32: { rtol: 1e-4, atol: 1e-5 },
-  float16: { rtol: 1e-2, atol: 1e-3 },
-  bfloat16: { rtol: 2e-2, atol: 1e-2 },
-  int32: { rtol: 0, atol: 0 },
-  uint32: { rtol: 0, atol: 0 },
+  float32: { rtol: 1e-4, stol: 1e-5, atol: 2 ** -126 },
+  float16: { rtol: 1e-2, stol: 1e-3, atol: 2 ** -14 },
+  bfloat16: { rtol: 2e-2, stol: 1e-2, atol: 2 ** -126 },
+  int32: { rtol: 0, stol: 0, atol: 0 },
+  uint32: { rtol: 0, stol: 0, atol: 0 },
 };
+
+/** Names a tolerance's scale expression may use besides rms_<input>. */
+export const scaleEnv = (p: Pick<SizedProblem, "sizes" | "init">): Record<string, number> => {
+  const env: Record<string, number> = { ...p.sizes };
+  for (const [k, v] of Object.entries(p.init)) if (typeof v === "number") env[k] = v;
+  return env;
+};
+
+/**
+ * The entry's tolerance over the dtype's defaults: rtol, stol and atol
+ * evaluated at this size (`env`), the scale expression checked against the
+ * names it may use at comparison time (`later`).
+ */
+function resolveTolerance(
+  given: CustomEntry["tolerance"],
+  dtype: Dtype,
+  env: Record<string, number>,
+  later: Record<string, number>,
+  inputs: ResolvedTensor[],
+): Tolerances {
+  const tol: Tolerances = { ...DEFAULT_TOLERANCE[dtype] };
+  for (const k of ["rtol", "stol", "atol"] as const) {
+    const v = given?.[k];
+    if (v === undefined) continue;
+    tol[k] = evaluate(v, env);
+    if (!(tol[k] >= 0) || !Number.isFinite(tol[k])) {
+      throw new ProblemError(`tolerance.${k} "${v}" is ${tol[k]}, not a non-negative number`);
+    }
+  }
+  if (given?.scale !== undefined) {
+    tol.scale = given.scale;
+    const rms = new Set(inputs.map((t) => `rms_${t.name}`));
+    for (const n of namesIn(tol.scale)) {
+      if (!(n in later) && !rms.has(n)) {
+        throw new ProblemError(
+          `tolerance.scale "${tol.scale}" uses '${n}', which is neither a size, a numeric init value nor rms_<input>`,
+        );
+      }
+    }
+    evaluate(tol.scale, { ...later, ...Object.fromEntries([...rms].map((n) => [n, 1])) });
+  }
+  return tol;
+}
 
 export const MAX_THREADS_PER_THREADGROUP = 1024;
 
@@ -188,7 +244,14 @@ export function sizeProblem(
       outputs,
       intermediates,
       dispatches,
-      tolerance: entry.tolerance ?? DEFAULT_TOLERANCE[outputs[0].dtype],
+      tolerance: resolveTolerance(
+        entry.tolerance,
+        // Integer outputs are exact whatever this says (bench/compare.ts, toleranceFor).
+        (outputs.find((t) => !t.dtype.includes("int")) ?? outputs[0]).dtype,
+        env,
+        scaleEnv({ sizes: entry.sizes[size], init }),
+        inputs,
+      ),
       edgeSkips: entry.edgeTrials.skip,
       flops: evaluate(entry.flops, env),
       bytes: evaluate(entry.bytes, env),

@@ -56,9 +56,27 @@ export const Tensor = z.object({
 });
 export type Tensor = z.infer<typeof Tensor>;
 
+/**
+ * How far a kernel's output may be from the reference's. An element passes
+ * when |k - r| <= rtol*|r| + stol*scale + atol, where scale is the output's
+ * RMS (its finite reference values) unless `scale` says otherwise. A field
+ * left out takes the output dtype's default (DEFAULT_TOLERANCE); rtol, stol
+ * and atol may be size expressions (a sum's rounding grows with its length).
+ */
 export const Tolerance = z.object({
-  rtol: z.number().nonnegative(),
-  atol: z.number().nonnegative(),
+  /** Relative to each element's reference value. */
+  rtol: z.union([z.number().nonnegative(), z.string().min(1)]).optional(),
+  /** Relative to the output's scale: room for cancellation near zero. */
+  stol: z.union([z.number().nonnegative(), z.string().min(1)]).optional(),
+  /** Absolute. The defaults are only the dtype's smallest normal (flush to zero). */
+  atol: z.union([z.number().nonnegative(), z.string().min(1)]).optional(),
+  /**
+   * The output's scale as a size expression when the RMS of the output is
+   * not it (a long reduction to a few values): sizes, numeric init values
+   * and rms_<input> (the RMS of that input's finite values in the trial),
+   * e.g. "N * rms_x * rms_y" for a dot product.
+   */
+  scale: z.string().min(1).optional(),
 });
 export type Tolerance = z.infer<typeof Tolerance>;
 

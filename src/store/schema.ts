@@ -26,7 +26,19 @@ export const Comparison = z.object({
   maxAbsError: z.number(),
   maxRelError: z.number(),
   firstFailure: z.number(),
-  firstFailureValues: z.object({ kernel: z.number(), reference: z.number() }).optional(),
+  /** JSON has no NaN or Infinity: those values are the strings "NaN", "Infinity", "-Infinity". */
+  firstFailureValues: z.object({
+    kernel: z.union([z.number(), z.enum(["NaN", "Infinity", "-Infinity"])]),
+    reference: z.union([z.number(), z.enum(["NaN", "Infinity", "-Infinity"])]),
+    /** The most the element could have been off by. */
+    bound: z.number().optional(),
+  }).optional(),
+  /** The output's scale in the bound (its RMS, or the problem's scale expression). */
+  scale: z.number().optional(),
+  /** The absolute part of the bound: stol*scale + atol; each element adds rtol*|r|. */
+  absTol: z.number().optional(),
+  /** Largest |k - r| / bound over finite elements (above 1 fails). */
+  maxErrorRatio: z.number().optional(),
 });
 
 export const CorrectnessStatus = z.enum([
@@ -61,7 +73,13 @@ export const Correctness = z.object({
   status: CorrectnessStatus,
   /** One line: why the status is what it is. */
   detail: z.string(),
-  tolerance: z.object({ rtol: z.number(), atol: z.number() }),
+  /** |k - r| <= rtol*|r| + stol*scale + atol; scale: the output's RMS unless an expression is given. */
+  tolerance: z.object({
+    rtol: z.number(),
+    atol: z.number(),
+    stol: z.number().optional(),
+    scale: z.string().optional(),
+  }),
   trials: z.array(Trial),
   maxAbsError: z.number(),
   maxRelError: z.number(),
