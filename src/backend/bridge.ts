@@ -4,6 +4,11 @@
  * handles are wrapped so they are freed once.
  */
 import { BRIDGE_SYMBOLS, type BridgeSymbols } from "./ffi_symbols.ts";
+import {
+  checkFunctionConstants,
+  declaredConstants,
+  FunctionConstantError,
+} from "./function_constants.ts";
 
 export const ABI_VERSION = 2;
 
@@ -77,10 +82,28 @@ function pointerFrom(out: BigUint64Array, what: string): Deno.PointerObject {
   return p;
 }
 
+/**
+ * What a run's device_ns measures (mb_device_info's "device_time"):
+ * gpu-pass-timestamps: GPU time inside the launch's compute passes, from
+ * timestamps at their start and end; gpu-command-buffer: the command
+ * buffer's GPU span (GPUEndTime - GPUStartTime), gaps between passes
+ * included; cpu-runner: CPU time of the simulator's runner process.
+ */
+export type DeviceTimeKind = "gpu-pass-timestamps" | "gpu-command-buffer" | "cpu-runner";
+
+/** The kind of device time a device reports (older Metal bridges: the command buffer's span). */
+export function deviceTimeKind(info: Pick<DeviceInfo, "backend" | "device_time">): DeviceTimeKind {
+  return info.device_time ?? (info.backend === "sim" ? "cpu-runner" : "gpu-command-buffer");
+}
+
 export interface DeviceInfo {
   backend: "metal" | "sim";
   name: string;
   timer: "gpu-timestamps" | "cpu-monotonic";
+  /** Metal; absent from the simulator (its device time is cpu-runner). */
+  device_time?: DeviceTimeKind;
+  /** Metal layers on in this process (capture, api-validation, shader-validation). */
+  layers?: string[];
   gpu_cores: number;
   max_threads_per_threadgroup: number;
   max_threadgroup_memory: number;
@@ -142,6 +165,7 @@ class Native {
 export class Bridge {
   readonly #native: Native;
   readonly #device: Deno.PointerObject;
+  #backend?: DeviceInfo["backend"];
 
   private constructor(lib: Lib, device: Deno.PointerObject) {
     this.#native = new Native(lib);
@@ -204,6 +228,7 @@ export class Bridge {
     fn: string,
     options: Record<string, string | number | boolean | undefined> = {},
   ): Promise<Pipeline> {
+    options = this.#checkedConstants(source, fn, options);
     const err = new Uint8Array(ERR_CAP);
     const out = outPointer();
     const status = await this.#native.calls.track(this.symbols.mb_pipeline_compile(
@@ -217,6 +242,33 @@ export class Bridge {
     ));
     check(status, err, `compiling ${fn}`);
     return new Pipeline(this.#native, pointerFrom(out, "mb_pipeline_compile"), fn);
+  }
+
+  /**
+   * Function constants parsed for the types the source declares, out-of-range
+   * values refused (see function_constants.ts), on both backends alike.
+   */
+  #checkedConstants(
+    source: string,
+    fn: string,
+    options: Record<string, string | number | boolean | undefined>,
+  ) {
+    const given = options.function_constants;
+    if (typeof given !== "string" || !given.trim()) return options;
+    const includeDir = typeof options.include_dir === "string" ? options.include_dir : undefined;
+    const backend = this.#backend ??= this.info().backend;
+    try {
+      const checked = checkFunctionConstants(given, declaredConstants(source, includeDir), {
+        vectors: backend === "metal",
+        backend,
+      });
+      return { ...options, function_constants: checked };
+    } catch (e) {
+      if (e instanceof FunctionConstantError) {
+        throw new BridgeError("compile", `kernel ${fn}: ${e.message}`);
+      }
+      throw e;
+    }
   }
 
   buffer(length: number): DeviceBuffer {
