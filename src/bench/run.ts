@@ -340,8 +340,8 @@ class RunState {
 }
 
 /** Refuse, before allocating anything, a size this machine cannot hold. */
-function checkMemory(problem: SizedProblem, backend: Backend | null) {
-  const device = backend ? deviceBytes(problem) : 0;
+function checkMemory(problem: SizedProblem, backend: Backend | null, kernels: number) {
+  const device = backend ? kernels * deviceBytes(problem) : 0;
   // Inputs are made as float64 values and kept as bytes per trial set on the host.
   const host = [...problem.inputs, ...problem.outputs].reduce((a, t) => a + t.numel * 8, 0);
   const workingSet = backend?.info.recommended_working_set ?? 0;
@@ -444,86 +444,114 @@ async function checkTrials(
   };
 }
 
+/** A kernel under test with its own record of the run. */
+interface Unit {
+  st: RunState;
+  kernel: PreparedKernel;
+}
+
 /**
- * Time the kernel: warm-up, then whole rotations of launches in growing
- * chunks until `iters` samples or the time budget; then check every output
- * set against the reference of the input it last received.
+ * Time the kernels: each warmed up, then whole rotations of launches in
+ * growing chunks, the kernels taking turns chunk by chunk (so two designs
+ * compared in one run see the same machine conditions), until `iters`
+ * samples or the time budget; then every output set of each kernel is
+ * checked against the reference of the input it last received.
  */
-async function timeKernel(
+async function timeKernels(
   ctx: BenchContext,
-  st: RunState,
-  kernel: PreparedKernel,
+  units: Unit[],
   problem: SizedProblem,
   timing: InputSet[],
   opts: BenchOptions,
   step: () => void,
 ) {
-  for (const [s, set] of timing.entries()) {
-    writeInputs(kernel.inputSets[s], problem, set);
-    poisonOutputs(kernel.outputSets[s]);
+  for (const { kernel } of units) {
+    for (const [s, set] of timing.entries()) {
+      writeInputs(kernel.inputSets[s], problem, set);
+      poisonOutputs(kernel.outputSets[s]);
+    }
   }
   const batch = opts.clock.batch;
   const target = wholeRotations(opts.iters, batch);
   const quantum = sampleQuantum(batch);
-  const budgetMs = (opts.timeBudgetS ?? DEFAULT_TIME_BUDGET_S) * 1000;
-  const rotation = new RotationState();
-  const wallNs: number[] = [];
-  const deviceNs: number[] = [];
+  const budgetMs = (opts.timeBudgetS ?? DEFAULT_TIME_BUDGET_S) * 1000 * units.length;
+  const timers = units.map((u) => ({
+    ...u,
+    rotation: new RotationState(),
+    wallNs: [] as number[],
+    deviceNs: [] as number[],
+  }));
+  // A kernel that faults is recorded as such and leaves the others to go on.
+  const faulted = new Set<Unit>();
+  const run = async (t: (typeof timers)[number], samples: number) => {
+    try {
+      return await t.kernel.command.run(samples, batch);
+    } catch (e) {
+      if (!(e instanceof BridgeError && (e.status === "execution" || e.status === "timeout"))) {
+        throw e;
+      }
+      t.st.fail("fault", e.status, e.message);
+      faulted.add(t);
+      return null;
+    }
+  };
   await ctx.withTimingLock(async () => {
     const started = performance.now();
-    step();
-    if (opts.warmup > 0) {
-      await kernel.command.run(opts.warmup, batch);
-      rotation.ran(opts.warmup * batch);
+    for (const t of timers) {
+      step();
+      if (opts.warmup > 0 && await run(t, opts.warmup)) t.rotation.ran(opts.warmup * batch);
     }
     let chunk = quantum;
-    while (wallNs.length < target) {
-      step();
-      const n = Math.min(chunk, target - wallNs.length);
-      const t = await kernel.command.run(n, batch);
-      rotation.ran(n * batch);
-      wallNs.push(...t.wallNs);
-      deviceNs.push(...t.deviceNs);
+    const pending = () => timers.filter((t) => !faulted.has(t) && t.wallNs.length < target);
+    while (pending().length) {
+      for (const t of pending()) {
+        step();
+        const n = Math.min(chunk, target - t.wallNs.length);
+        const times = await run(t, n);
+        if (!times) continue;
+        t.rotation.ran(n * batch);
+        t.wallNs.push(...times.wallNs);
+        t.deviceNs.push(...times.deviceNs);
+      }
       chunk = Math.min(chunk * 2, quantum * Math.ceil(1024 / quantum));
-      if (performance.now() - started > budgetMs && wallNs.length < target) {
-        st.notes.push(
-          `timing stopped after ${wallNs.length} of ${target} samples: the ${
-            budgetMs / 1000
-          } s time budget was spent`,
-        );
+      if (performance.now() - started > budgetMs && pending().length) {
+        for (const t of pending()) {
+          t.st.notes.push(
+            `timing stopped after ${t.wallNs.length} of ${target} samples: the ${
+              budgetMs / 1000
+            } s time budget was spent`,
+          );
+        }
         break;
       }
     }
   });
-  if (wallNs.length !== opts.iters && wallNs.length === target) {
-    st.notes.push(`${target} samples (whole rotations of the buffer sets), not ${opts.iters}`);
-  }
-  st.kernelTiming = {
-    wall: summarize(wallNs),
-    device: summarize(deviceNs),
-    wallNs,
-    deviceNs,
-  };
-  if (!timing.every((s) => s.ref)) return;
-  for (let s = 0; s < ROTATION_SETS; s++) {
-    const last = rotation.lastInput[s];
-    if (last === null) continue;
-    st.trials.push(
-      checkOutputs(
+  for (const t of timers.filter((t) => !faulted.has(t))) {
+    const { st, kernel, rotation, wallNs, deviceNs } = t;
+    if (wallNs.length !== opts.iters && wallNs.length === target) {
+      st.notes.push(`${target} samples (whole rotations of the buffer sets), not ${opts.iters}`);
+    }
+    st.kernelTiming = { wall: summarize(wallNs), device: summarize(deviceNs), wallNs, deviceNs };
+    if (!timing.every((s) => s.ref)) continue;
+    for (let s = 0; s < ROTATION_SETS; s++) {
+      const last = rotation.lastInput[s];
+      if (last === null) continue;
+      const trial = checkOutputs(
         problem,
         kernel.outputSets[s],
         kernel.inputSets[last],
         timing[last],
         "after-timing",
         s,
-      ),
-    );
-    // The other input set must be untouched too.
-    const other = kernel.inputSets[1 - last];
-    const modified = modifiedInputs(other, problem, timing[1 - last]);
-    if (modified.length) st.trials.at(-1)!.inputsModified.push(...modified);
+      );
+      // The other input set must be untouched too.
+      trial.inputsModified.push(
+        ...modifiedInputs(kernel.inputSets[1 - last], problem, timing[1 - last]),
+      );
+      st.trials.push(trial);
+    }
+    st.verdict = judgeTrials(st.trials);
   }
-  st.verdict = judgeTrials(st.trials);
 }
 
 /** Capture one run of the kernel; a backend without capture says why. */
@@ -543,20 +571,18 @@ async function capture(
 }
 
 /** Leave out edge trials whose reference is not finite where large magnitudes overflow it. */
-function dropUndefinedEdges(st: RunState, problem: SizedProblem, edges: InputSet[]): InputSet[] {
-  const keep: InputSet[] = [];
+function dropUndefinedEdges(problem: SizedProblem, edges: InputSet[]) {
+  const kept: InputSet[] = [];
+  const skipped: Correctness["skipped"] = [];
   for (const set of edges) {
     const nonFinite = set.ref?.some((bytes, i) =>
       decodeTensor(bytes, problem.outputs[i].dtype).some((v) => !Number.isFinite(v))
     );
     if (set.edge === "large" && nonFinite) {
-      st.skipped.push({
-        edge: "large",
-        reason: "the reference itself overflows at this magnitude",
-      });
-    } else keep.push(set);
+      skipped.push({ edge: "large", reason: "the reference itself overflows at this magnitude" });
+    } else kept.push(set);
   }
-  return keep;
+  return { kept, skipped };
 }
 
 /**
@@ -587,20 +613,44 @@ export async function benchmark(
   problem: Problem,
   opts: BenchOptions,
 ): Promise<BenchOutcome> {
+  const source = opts.mode === "mlx" || !ctx.backend
+    ? null
+    : () => resolveKernelSource(problem, opts.variant ?? ctx.backend?.chip?.variant);
+  return (await benchmarkSources(ctx, problem, source ? [source] : [], opts))[0];
+}
+
+/**
+ * Benchmark several sources of one problem in one run: the same inputs,
+ * references and MLX timing for all, each kernel checked by the whole
+ * protocol, their timed chunks interleaved. A source is given as a function
+ * so that reading it fails inside the run (recorded), not before it. With no
+ * source (--mlx) there is one record, of the reference alone.
+ */
+export async function benchmarkSources(
+  ctx: BenchContext,
+  problem: Problem,
+  sources: (() => KernelSource)[],
+  opts: BenchOptions,
+): Promise<BenchOutcome[]> {
   const sp = sized(problem, opts.size);
   const backend = opts.mode === "mlx" ? null : ctx.backend;
   const reference = opts.mode === "metal" ? null : ctx.reference;
-  const st = new RunState();
-  for (const cls of EDGE_CLASSES) {
-    const reason = sp.edgeSkips[cls] ??
-      (edgeClasses(sp).length === 0 && !(cls in sp.edgeSkips) ? "no float input" : undefined);
-    if (reason) st.skipped.push({ edge: cls, reason });
+  const states = (backend && sources.length ? sources : [null]).map(() => new RunState());
+  for (const st of states) {
+    for (const cls of EDGE_CLASSES) {
+      const reason = sp.edgeSkips[cls] ??
+        (edgeClasses(sp).length === 0 && !(cls in sp.edgeSkips) ? "no float input" : undefined);
+      if (reason) st.skipped.push({ edge: cls, reason });
+    }
   }
-  let kernel: PreparedKernel | null = null;
+  const units: Unit[] = [];
   const step = () => ctx.signal?.throwIfAborted();
+  const failAll = (status: CorrectnessStatus, kind: string, message: string) => {
+    for (const st of states) st.fail(status, kind, message);
+  };
 
   try {
-    checkMemory(sp, backend);
+    checkMemory(sp, backend, Math.max(1, sources.length));
     const referenceText = await Deno.readTextFile(problem.referencePath).catch(() => {
       throw new ReferenceProblemError(`no reference at ${problem.referencePath}`);
     });
@@ -609,82 +659,106 @@ export async function benchmark(
     const sets = await makeInputSets(sp, opts, ctx.workDir);
 
     if (reference && opts.coldStart) {
-      st.mlxFirstCallMs = (await reference.cold(problem.name, sets.checked[0].files)) / 1e6;
+      const ms = (await reference.cold(problem.name, sets.checked[0].files)) / 1e6;
+      for (const st of states) st.mlxFirstCallMs = ms;
     }
 
     if (backend) {
-      step();
-      st.source = resolveKernelSource(problem, opts.variant ?? backend.chip?.variant);
-      try {
-        kernel = await prepareKernel(backend, sp, st.source);
-        st.compileMs = kernel.compileMs;
-        st.pipelines = [...kernel.pipelines].map(([fn, p]) => ({ function: fn, ...p.facts() }));
-      } catch (e) {
-        if (e instanceof KernelSetupError) st.fail("compile-error", e.kind, e.message);
-        else throw e;
+      for (const [i, source] of sources.entries()) {
+        step();
+        const st = states[i];
+        try {
+          st.source = source();
+          const kernel = await prepareKernel(backend, sp, st.source);
+          st.compileMs = kernel.compileMs;
+          st.pipelines = [...kernel.pipelines].map(([fn, p]) => ({ function: fn, ...p.facts() }));
+          units.push({ st, kernel });
+        } catch (e) {
+          if (e instanceof KernelSetupError) st.fail("compile-error", e.kind, e.message);
+          else if (e instanceof Deno.errors.NotFound && !st.source) {
+            st.fail("compile-error", "source", `no kernel source: ${(e as Error).message}`);
+          } else throw e;
+        }
       }
     }
 
-    if (kernel) {
+    if (units.length) {
       for (const set of new Set([...sets.checked, ...sets.timing, ...sets.edges])) {
         step();
         set.ref = await referenceOutputs(ctx, reference, sp, referenceText, set);
       }
-      sets.edges = dropUndefinedEdges(st, sp, sets.edges);
-      try {
-        await checkTrials(st, kernel, sp, sets, step);
-        await timeKernel(ctx, st, kernel, sp, sets.timing, opts, step);
-        if (opts.gputrace) {
-          const path = opts.gputrace.endsWith(".gputrace")
-            ? opts.gputrace
-            : join(opts.gputrace, `${problem.name}.gputrace`);
-          st.gputrace = await capture(kernel, path);
+      const edges = dropUndefinedEdges(sp, sets.edges);
+      for (const st of states) st.skipped.push(...edges.skipped);
+      const checked = { ...sets, edges: edges.kept };
+      // A kernel that faults is recorded and leaves the others to go on.
+      const faulted = async (u: Unit, fn: () => Promise<void>) => {
+        try {
+          await fn();
+          return false;
+        } catch (e) {
+          if (e instanceof BridgeError && (e.status === "execution" || e.status === "timeout")) {
+            u.st.fail("fault", e.status, e.message);
+            return true;
+          }
+          throw e;
         }
-      } catch (e) {
-        if (e instanceof BridgeError && (e.status === "execution" || e.status === "timeout")) {
-          st.fail("fault", e.status, e.message);
-          st.kernelTiming = null;
-        } else throw e;
+      };
+      const live: Unit[] = [];
+      for (const u of units) {
+        if (!await faulted(u, () => checkTrials(u.st, u.kernel, sp, checked, step))) live.push(u);
+      }
+      if (live.length) await timeKernels(ctx, live, sp, sets.timing, opts, step);
+      if (opts.gputrace && units.length === 1 && units[0].st.kernelTiming) {
+        const path = opts.gputrace.endsWith(".gputrace")
+          ? opts.gputrace
+          : join(opts.gputrace, `${problem.name}.gputrace`);
+        units[0].st.gputrace = await capture(units[0].kernel, path);
       }
     }
 
     if (reference) {
       step();
       const r = reference;
-      const samples = st.kernelTiming?.wall.n ?? opts.iters;
+      // As many samples as the kernels got (a time budget may have cut them short).
+      const timed = states.flatMap((st) => st.kernelTiming ? [st.kernelTiming.wall.n] : []);
       const t = await ctx.withTimingLock(() =>
         r.time(problem.name, sets.checked[0].files, {
           warmup: opts.warmup,
-          samples,
+          samples: timed.length ? Math.min(...timed) : opts.iters,
           mode: opts.clock.mode,
           batch: opts.clock.batch,
         })
       );
-      st.mlxTiming = {
+      const mlxTiming = {
         wall: summarize(t.samplesNs),
         wallNs: t.samplesNs,
         device: r.device,
         workerPid: r.pid,
       };
+      for (const st of states) st.mlxTiming = mlxTiming;
     }
   } catch (e) {
     if (e instanceof ReferenceProblemError) {
-      st.fail("unchecked", "reference", e.message);
+      failAll("unchecked", "reference", e.message);
     } else if (e instanceof ResourceError) {
-      st.fail("unchecked", "resource", e.message);
+      failAll("unchecked", "resource", e.message);
     } else if (e instanceof BridgeError) {
-      st.fail("fault", e.status, e.message);
+      failAll("fault", e.status, e.message);
     } else {
       throw e;
     }
   } finally {
-    kernel?.free();
+    for (const u of units) u.kernel.free();
   }
 
-  return {
-    record: await makeRecord(ctx, problem, sp, opts, st),
-    sourceText: st.source?.text ?? null,
-  };
+  const out: BenchOutcome[] = [];
+  for (const st of states) {
+    out.push({
+      record: await makeRecord(ctx, problem, sp, opts, st),
+      sourceText: st.source?.text ?? null,
+    });
+  }
+  return out;
 }
 
 async function makeRecord(
