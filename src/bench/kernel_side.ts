@@ -4,7 +4,12 @@
  */
 import { BridgeError, type Command, type DeviceBuffer, type Pipeline } from "../backend/bridge.ts";
 import type { Backend } from "../backend/select.ts";
-import type { ResolvedDispatch, ResolvedTensor, SizedProblem } from "../registry/problem.ts";
+import type {
+  FunctionConstantValue,
+  ResolvedDispatch,
+  ResolvedTensor,
+  SizedProblem,
+} from "../registry/problem.ts";
 import { PAIRINGS, ROTATION_SETS } from "./rotation.ts";
 import type { KernelSource } from "../registry/load.ts";
 import type { ScalarDtype } from "../registry/schema.ts";
@@ -30,9 +35,9 @@ function scalarBytes(dtype: ScalarDtype, value: number): Uint8Array<ArrayBuffer>
   }
 }
 
-/** The bridge's function_constants option: "name=value,...". */
-export function constantsOption(constants: Record<string, number | boolean>): string {
-  return Object.entries(constants).map(([k, v]) => `${k}=${v}`).join(",");
+/** The bridge's function_constants option: "name=value,..."; a vector's components by spaces. */
+export function constantsOption(constants: Record<string, FunctionConstantValue>): string {
+  return Object.entries(constants).map(([k, v]) => `${k}=${[v].flat().join(" ")}`).join(",");
 }
 
 /** One pipeline per function and set of function constants: "k" or "k [scale=2]". */
@@ -95,6 +100,7 @@ export async function prepareKernel(
             // Only Metal can load an offline library; the simulator compiles the source.
             metallib: backend.kind === "metal" ? source.metallib ?? undefined : undefined,
             function_constants: constantsOption(d.constants) || undefined,
+            fast_math: problem.fastMath, // explicit either way: Metal's own default is on
           }),
         );
       } catch (e) {

@@ -25,6 +25,8 @@ export interface ResolvedTensor {
   bytes: number;
 }
 
+export type FunctionConstantValue = number | boolean | (number | boolean)[];
+
 export interface ResolvedDispatch {
   function: string;
   buffers: { index: number; tensor: string }[];
@@ -33,8 +35,8 @@ export interface ResolvedDispatch {
   grid: [number, number, number];
   threadgroup: [number, number, number];
   mode: "threads" | "threadgroups";
-  /** Function constants, by name or index. */
-  constants: Record<string, number | boolean>;
+  /** Function constants, by name or index; a list is a vector constant's components. */
+  constants: Record<string, FunctionConstantValue>;
 }
 
 /** The comparison bound: |k - r| <= rtol*|r| + stol*scale + atol (schema.ts, Tolerance). */
@@ -59,6 +61,8 @@ export interface SizedProblem {
   tolerance: Tolerances;
   /** Edge-value classes left out, with the registry's reason. */
   edgeSkips: Partial<Record<string, string>>;
+  /** Compile with fast math (the registry's opt-in; off by default). */
+  fastMath: boolean;
   flops: number;
   bytes: number;
 }
@@ -215,10 +219,11 @@ export function sizeProblem(
         );
       }
       if (grid.some((g) => g === 0)) throw new ProblemError(`${where}: empty grid ${grid}`);
+      const value = (v: boolean | number | string) => typeof v === "boolean" ? v : evaluate(v, env);
       const constants = Object.fromEntries(
         Object.entries(d.constants).map((
           [k, v],
-        ) => [k, typeof v === "boolean" ? v : evaluate(v, env)]),
+        ) => [k, Array.isArray(v) ? v.map(value) : value(v)]),
       );
       return { ...d, scalars, threadgroupMemory, grid, threadgroup, constants };
     });
@@ -253,6 +258,7 @@ export function sizeProblem(
         inputs,
       ),
       edgeSkips: entry.edgeTrials.skip,
+      fastMath: entry.fastMath,
       flops: evaluate(entry.flops, env),
       bytes: evaluate(entry.bytes, env),
     };

@@ -92,11 +92,14 @@ const Extent = z.array(Dim).min(1).max(3);
 
 /**
  * Metal function constants of a dispatch's kernel, by name or index:
- * booleans, or numbers (size expressions allowed, e.g. "eps").
+ * booleans, numbers (size expressions allowed, e.g. "eps"), or a list of 2
+ * to 4 for a vector constant (float3, ...). Each value is checked against
+ * the type the kernel declares; one out of its range is refused, never
+ * truncated (src/backend/function_constants.ts).
  */
 export const FunctionConstants = z.record(
   z.string().regex(/^([A-Za-z_][A-Za-z0-9_]*|\d+)$/, "must be a constant's name or index"),
-  z.union([z.boolean(), Value]),
+  z.union([z.boolean(), Value, z.array(z.union([z.boolean(), Value])).min(2).max(4)]),
 ).default({});
 
 export const Dispatch = z.object({
@@ -131,6 +134,13 @@ const Common = {
   /** Why the sizes and tolerances are what they are. */
   notes: z.string().optional(),
   tolerance: Tolerance.optional(),
+  /**
+   * Compile the kernel with fast math (Metal's fast math mode: Inf/NaN not
+   * kept, faster approximate exp/log/division). Off by default, as MLX
+   * compiles its own kernels; `--fast-math` turns it on for a run, and the
+   * run record says so. The simulator computes IEEE results either way.
+   */
+  fastMath: z.boolean().default(false),
   /**
    * Edge-value trials this problem leaves out, each with the reason (why the
    * reference gives no comparable result for that class of inputs).

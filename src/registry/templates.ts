@@ -31,12 +31,13 @@ const NORMAL: Distribution = { kind: "normal", mean: 0, std: 1 };
 
 /** The fields every entry carries over unchanged into the full form. */
 function commonFields(e: ElementwiseEntry | RowwiseEntry | MatmulEntry) {
-  const { description, notes, tolerance, edgeTrials, init, derived, sizes } = e;
+  const { description, notes, tolerance, fastMath, edgeTrials, init, derived, sizes } = e;
   return {
     template: "custom" as const,
     description,
     notes,
     tolerance,
+    fastMath,
     edgeTrials,
     init,
     derived,
