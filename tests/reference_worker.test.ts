@@ -11,17 +11,21 @@ import { readTensor, toBfloat16Bits, writeTensor } from "../src/reference/tensor
 import type { Dtype } from "../src/registry/schema.ts";
 
 const PYTHON = resolvePython();
-const fixture = (name: string) =>
-  decodeURIComponent(new URL(`./fixtures/reference/${name}.py`, import.meta.url).pathname);
+const FIXTURES = decodeURIComponent(new URL("./fixtures/reference", import.meta.url).pathname);
+const fixture = (name: string) => `${FIXTURES}/${name}.py`;
 
-/** A started worker and a scratch directory, both gone after `fn`. */
+/** A started worker and a folder of inputs and outputs it may read, both gone after `fn`. */
 async function withWorker(
   fn: (w: MlxWorker, dir: string) => Promise<void>,
   options: Parameters<typeof MlxWorker.start>[0] = {},
 ) {
   const dir = await Deno.makeTempDir({ prefix: "metalbench-ref-" });
   try {
-    await using w = await MlxWorker.start({ python: PYTHON, ...options });
+    await using w = await MlxWorker.start({
+      python: PYTHON,
+      readable: [FIXTURES, dir],
+      ...options,
+    });
     await fn(w, dir);
   } finally {
     await Deno.remove(dir, { recursive: true });
@@ -389,5 +393,5 @@ Deno.test("a request past its time limit kills the worker and says so", async ()
 Deno.test("the worker script is read through workerScript()", async () => {
   const text = await workerScript();
   assert.ok(text.startsWith('"""MetalBench MLX worker'));
-  assert.match(text, /PROTOCOL = 1/);
+  assert.match(text, /PROTOCOL = 2/);
 });

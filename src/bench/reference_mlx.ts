@@ -1,10 +1,20 @@
 /**
- * The benchmark's reference side over the MLX worker: problem-level
- * failures (a model that raises, a file that does not load) become
- * ReferenceProblemError so the run records them and goes on; a dead worker
- * stays a WorkerError and ends the session.
+ * The benchmark's reference side over the MLX worker. It lives in bench/
+ * because it is the benchmark's view of the worker: every failure of a
+ * reference — it raised, it hung past the time limit, it crashed the worker
+ * — becomes a ReferenceProblemError naming the reference file, so the run
+ * records it and goes on; a worker that died is replaced by a fresh one
+ * when the next problem loads. Only a worker that cannot start at all
+ * (Python/MLX missing) ends the session.
  */
-import { MlxError, MlxWorker } from "../reference/client.ts";
+import { isAbsolute, relative } from "node:path";
+import {
+  MlxError,
+  MlxWorker,
+  printable,
+  type StartOptions,
+  WorkerError,
+} from "../reference/client.ts";
 import {
   ReferenceProblemError,
   type ReferenceSide,
@@ -12,46 +22,147 @@ import {
   type TimeOptions,
 } from "./reference_side.ts";
 
-async function problemLevel<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (e) {
-    if (e instanceof MlxError) {
-      // The worker's messages already name the problem and the operation.
-      throw new ReferenceProblemError(e.message);
-    }
-    throw e;
+/** The default of --reference-timeout: far beyond what any reference needs at the test size. */
+export const DEFAULT_REFERENCE_TIMEOUT_S = 120;
+
+export interface MlxReferenceOptions {
+  /** Time limit of one load, run or time request, in ms. */
+  timeoutMs?: number;
+  /** Folders the worker may read: the references' and the input files'. */
+  readable?: readonly string[];
+  /** Passed on to MlxWorker.start (tests: the interpreter). */
+  python?: StartOptions["python"];
+}
+
+/** A path as a user typed it: relative to the current folder when inside it. */
+function shown(path: string): string {
+  const rel = relative(Deno.cwd(), path);
+  return rel && !rel.startsWith("..") && !isAbsolute(rel) ? rel : path;
+}
+
+/** What the worker said, as a clause about the reference: one printable line, not too long. */
+function clause(e: MlxError, op: string, problem: string, file: string): string {
+  let detail = e.message.replace(`MLX ${op} of ${problem}: `, "").replaceAll(file, shown(file));
+  if (detail.startsWith(shown(file))) {
+    detail = detail.slice(shown(file).length).replace(/^:? */, "");
+  }
+  detail = printable(detail);
+  if (detail.length > 300) detail = `${detail.slice(0, 300)} …`;
+  switch (e.kind) {
+    case "load":
+      return `did not load: ${detail}`;
+    case "model":
+      return `raised ${detail} during '${op}'`;
+    case "output":
+    case "mismatch":
+      return `returned unusable outputs: ${detail}`;
+    default:
+      return `could not ${op}: ${detail}`;
   }
 }
 
 export class MlxReference implements ReferenceSide {
-  private constructor(readonly worker: MlxWorker) {}
+  #worker: MlxWorker;
+  #dead = false;
+  /** Workers started after one died (for tests and reports). */
+  restarts = 0;
+  readonly #paths = new Map<string, string>();
 
-  static async start(): Promise<MlxReference> {
-    return new MlxReference(await MlxWorker.start());
+  private constructor(worker: MlxWorker, readonly options: MlxReferenceOptions) {
+    this.#worker = worker;
+  }
+
+  static async start(options: MlxReferenceOptions = {}): Promise<MlxReference> {
+    return new MlxReference(await MlxWorker.start(MlxReference.#startOptions(options)), options);
+  }
+
+  static #startOptions(o: MlxReferenceOptions): StartOptions {
+    return { timeoutMs: o.timeoutMs, readable: o.readable, python: o.python };
+  }
+
+  get worker(): MlxWorker {
+    return this.#worker;
   }
 
   get device(): string {
-    const h = this.worker.hello;
+    const h = this.#worker.hello;
     return `MLX ${h.mlx} (${h.device})`;
   }
 
   get pid(): number {
-    return this.worker.hello.pid;
+    return this.#worker.hello.pid;
+  }
+
+  get timeoutS(): number {
+    return (this.options.timeoutMs ?? DEFAULT_REFERENCE_TIMEOUT_S * 1000) / 1000;
+  }
+
+  /** The worker, started afresh when the last one died with a reference. */
+  async #live(): Promise<MlxWorker> {
+    if (this.#dead) {
+      await this.#worker.close({ now: true });
+      this.#worker = await MlxWorker.start(MlxReference.#startOptions(this.options));
+      this.#dead = false;
+      this.restarts++;
+    }
+    return this.#worker;
+  }
+
+  async #call<T>(op: string, problem: string, fn: (w: MlxWorker) => Promise<T>): Promise<T> {
+    const worker = await this.#live();
+    try {
+      return await fn(worker);
+    } catch (e) {
+      throw this.#named(e, op, problem);
+    }
+  }
+
+  /** A failure of the request as the reference's own, named after its file. */
+  #named(e: unknown, op: string, problem: string): unknown {
+    const file = this.#paths.get(problem) ?? "";
+    const ref = `the MLX reference ${file ? shown(file) : problem}`;
+    if (e instanceof MlxError) {
+      return new ReferenceProblemError(
+        `${ref} ${clause(e, op, problem, file)} — fix: correct the reference`,
+        "raised",
+        file,
+      );
+    }
+    if (!(e instanceof WorkerError) || e.reason === "closed") return e;
+    this.#dead = true;
+    if (e.reason === "timeout") {
+      return new ReferenceProblemError(
+        `${ref} did not return within ${this.timeoutS} s ('${op}'); its worker was stopped — ` +
+          "fix: make it return sooner, or raise --reference-timeout",
+        "hung",
+        file,
+      );
+    }
+    const how = e.reason === "died"
+      ? `crashed its worker (the worker ${e.how}) during '${op}'`
+      : `broke its worker's protocol during '${op}'`;
+    return new ReferenceProblemError(
+      `${ref} ${how} — fix: correct the reference (the next problem gets a fresh worker)`,
+      "crashed",
+      file,
+    );
   }
 
   async load(problem: string, path: string, init: Record<string, number | string | boolean>) {
-    await problemLevel(() => this.worker.load(problem, path, init));
+    this.#paths.set(problem, path);
+    await this.#call("load", problem, (w) => w.load(problem, path, init));
   }
 
   run(problem: string, inputs: TensorFile[], outputs: (TensorFile & { name: string })[]) {
-    return problemLevel(() => this.worker.run(problem, inputs, outputs));
+    return this.#call("run", problem, (w) => w.run(problem, inputs, outputs));
   }
 
   async time(problem: string, inputs: TensorFile[], opts: TimeOptions) {
-    const t = await problemLevel(
-      () =>
-        this.worker.time(
+    const t = await this.#call(
+      "time",
+      problem,
+      (w) =>
+        w.time(
           problem,
           inputs,
           opts.mode === "batched"
@@ -63,12 +174,11 @@ export class MlxReference implements ReferenceSide {
   }
 
   async cold(problem: string, inputs: TensorFile[]) {
-    return (await problemLevel(() => this.worker.cold(problem, inputs)))
-      .ns;
+    return (await this.#call("cold", problem, (w) => w.cold(problem, inputs))).ns;
   }
 
   /** Stop the worker; `now` kills it without waiting (Ctrl-C). */
   close(now = false) {
-    return this.worker.close({ now });
+    return this.#worker.close({ now });
   }
 }

@@ -18,9 +18,24 @@ export interface TimeOptions {
   batch: number;
 }
 
-/** A problem-level failure of the reference (load error, model raised): the run goes on. */
+/**
+ * How a reference failed: it raised or returned wrong outputs ("raised"),
+ * did not return within the time limit ("hung"), or took its worker down
+ * ("crashed": a segfault, os._exit, killed).
+ */
+export type ReferenceFailure = "raised" | "hung" | "crashed";
+
+/**
+ * A failure of the reference, never of the kernel. The message is one line
+ * naming the reference file, what happened and the fix. The run records it
+ * (error kind "reference") and goes on with the next problem, which gets a
+ * fresh worker when this one died; the CLI then exits with code 5.
+ */
 export class ReferenceProblemError extends Error {
   override name = "ReferenceProblemError";
+  constructor(message: string, readonly how: ReferenceFailure = "raised", readonly file = "") {
+    super(message);
+  }
 }
 
 export interface ReferenceSide {

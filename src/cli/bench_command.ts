@@ -2,12 +2,12 @@
  * `metalbench <kernel...>`: pick the problems, open the backend and the MLX
  * worker once, run the session, print reports (or JSON) and the summary.
  */
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { closest } from "fastest-levenshtein";
 import { type Backend, type BackendKind, defaultBackend, openBackend } from "../backend/select.ts";
 import { loadRegistry, type Problem, problemsInOrder } from "../registry/load.ts";
 import { chooseWorkspace } from "../registry/workspace.ts";
-import { MlxReference } from "../bench/reference_mlx.ts";
+import { DEFAULT_REFERENCE_TIMEOUT_S, MlxReference } from "../bench/reference_mlx.ts";
 import { ReferenceCache } from "../bench/reference_cache.ts";
 import { runSession, summarizeRuns, type Summary } from "../bench/session_run.ts";
 import type { BenchContext, RunMode } from "../bench/run.ts";
@@ -39,6 +39,8 @@ export interface BenchFlags {
   coldStart?: true;
   variant?: string;
   timeout?: number;
+  /** Seconds one load, run or time of an MLX reference may take. */
+  referenceTimeout?: number;
   gputracer?: string;
   json?: true;
   workspace?: string;
@@ -116,7 +118,11 @@ function progressResult(r: RunRecord, ms: number): string {
   const c = r.correctness.status;
   const mark = c === "correct" ? "✓" : c === "unchecked" ? "?" : "✗";
   const speed = r.metrics.speedup !== null ? ` ${r.metrics.speedup.toFixed(2)}×` : "";
-  const why = c === "correct" || c === "unchecked" ? "" : ` ${c}: ${r.correctness.detail}`;
+  const why = r.error?.kind === "reference"
+    ? " the reference failed (see below)"
+    : c === "correct" || c === "unchecked"
+    ? ""
+    : ` ${c}: ${r.correctness.detail}`;
   return `${mark}${speed}${why} (${(ms / 1000).toFixed(1)} s)`;
 }
 
@@ -137,14 +143,17 @@ export function renderSummary(s: Summary, sim: boolean): string {
 }
 
 /**
- * The exit code of a run: a kernel that failed wins over a problem too big
- * for this machine (2) and over a record that could not be written (3).
+ * The exit code of a run: a failed reference (5), else a failed kernel (1),
+ * win over a problem too big for this machine (2) and over a record that
+ * could not be written (3).
  */
 function exitCodeFor(records: RunRecord[], unsaved: boolean): number {
   const failed = records.some((r) =>
     ["incorrect", "fault", "compile-error"].includes(r.correctness.status)
   );
-  if (failed || records.some((r) => r.error?.kind === "reference")) return EXIT.KERNEL_FAILED;
+  // A failed reference wins over a failed kernel: the run could not judge every kernel.
+  if (records.some((r) => r.error?.kind === "reference")) return EXIT.REFERENCE_FAILED;
+  if (failed) return EXIT.KERNEL_FAILED;
   if (records.some((r) => r.error?.kind === "resource")) return EXIT.USAGE;
   if (unsaved) return EXIT.ENVIRONMENT;
   return EXIT.OK;
@@ -197,7 +206,13 @@ export async function benchCommand(names: string[], flags: BenchFlags): Promise<
   Deno.addSignalListener("SIGINT", onSigint);
   try {
     if (mode !== "mlx") backend = await openBackend({ kind, timeoutMs: flags.timeout });
-    if (mode !== "metal") reference = await MlxReference.start();
+    if (mode !== "metal") {
+      // The worker may read the references and the input files, and write only its own scratch.
+      reference = await MlxReference.start({
+        timeoutMs: (flags.referenceTimeout ?? DEFAULT_REFERENCE_TIMEOUT_S) * 1000,
+        readable: [workDir, ...new Set(problems.map((p) => dirname(p.referencePath)))],
+      });
+    }
     const ctx: BenchContext = {
       backend,
       reference,
@@ -241,6 +256,10 @@ export async function benchCommand(names: string[], flags: BenchFlags): Promise<
     } else if (many) {
       console.log(renderTable(records));
       console.log(renderSummary(summary, kind === "sim" && mode !== "mlx"));
+    }
+    // Each failed reference, one line: its file, what happened, the fix.
+    for (const r of records) {
+      if (r.error?.kind === "reference") console.error(`metalbench: ${r.error.message}`);
     }
     return exitCodeFor(records, unsaved.length > 0);
   } catch (e) {

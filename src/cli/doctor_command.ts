@@ -7,6 +7,8 @@ import { existsSync } from "node:fs";
 import { type BackendKind, defaultBackend, openBackend } from "../backend/select.ts";
 import { assetPath, BRIDGE_ASSETS, bridgeAvailable } from "../backend/assets.ts";
 import { checkPython, resolvePython, SetupError } from "../reference/python_env.ts";
+import { MlxWorker } from "../reference/client.ts";
+import { describeSandbox, sandboxIsOff } from "../reference/sandbox.ts";
 import { chooseWorkspace } from "../registry/workspace.ts";
 import { loadRegistry } from "../registry/load.ts";
 import { readSession } from "../store/session.ts";
@@ -92,6 +94,29 @@ async function pythonCheck(): Promise<Check> {
   }
 }
 
+/** Start the real worker and report the sandbox it put itself in. */
+async function referenceSandboxCheck(): Promise<Check> {
+  const name = "reference sandbox";
+  try {
+    await using worker = await MlxWorker.start();
+    const s = worker.hello.sandbox;
+    return {
+      name,
+      ok: true,
+      detail: sandboxIsOff(s)
+        ? `none on ${Deno.build.os}: references run with the user's rights (minimal environment, no API keys)`
+        : describeSandbox(s),
+    };
+  } catch (e) {
+    return { name, ok: false, detail: (e as Error).message, fix: (e as { fix?: string }).fix };
+  }
+}
+
+async function pythonAndSandboxChecks(): Promise<Check[]> {
+  const python = await pythonCheck();
+  return python.ok ? [python, await referenceSandboxCheck()] : [python];
+}
+
 async function workspaceCheck(): Promise<Check[]> {
   try {
     const ws = chooseWorkspace();
@@ -132,7 +157,7 @@ export async function doctorCommand(opts: { backend?: BackendKind }): Promise<nu
         `${VERSION} on Deno ${Deno.version.deno}, ${Deno.build.os}/${Deno.build.arch}; backend ${kind}`,
     },
     ...(await backendCheck(kind)),
-    await pythonCheck(),
+    ...(await pythonAndSandboxChecks()),
     ...(await workspaceCheck()),
   ];
   for (const c of checks) {

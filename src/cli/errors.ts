@@ -5,6 +5,7 @@
 import { EXIT } from "./exit_codes.ts";
 import { SetupError } from "../reference/python_env.ts";
 import { WorkerError } from "../reference/client.ts";
+import { ReferenceProblemError } from "../bench/reference_side.ts";
 import { BackendError } from "../backend/select.ts";
 import { RegistryError } from "../registry/load.ts";
 import { ProblemError } from "../registry/problem.ts";
@@ -26,6 +27,10 @@ export function errorToExit(e: unknown): number {
   if (e instanceof BackendError) {
     printError(e.message, e.fix);
     return EXIT.ENVIRONMENT;
+  }
+  if (e instanceof ReferenceProblemError) {
+    printError(e.message); // it names the reference and carries its fix
+    return EXIT.REFERENCE_FAILED;
   }
   if (e instanceof WorkerError) {
     printError(

@@ -12,6 +12,12 @@ export const EXIT = {
   ENVIRONMENT: 3,
   /** A workspace file is invalid: registry entry, session.json, results file. */
   DATA: 4,
+  /**
+   * An MLX reference failed: it raised, hung past --reference-timeout or
+   * crashed its worker. Wins over KERNEL_FAILED when both happen in one run:
+   * the run could not judge every kernel.
+   */
+  REFERENCE_FAILED: 5,
   /** A bug in MetalBench itself. */
   INTERNAL: 70,
   /** Interrupted (Ctrl-C). */
@@ -24,6 +30,7 @@ export const EXIT_CODES_HELP = `Exit codes:
   2    usage error (unknown kernel, bad option)
   3    environment not ready (Python/MLX, clang, bridge, device): see metalbench doctor
   4    invalid workspace file (registry, session.json, results), left untouched
+  5    an MLX reference failed: raised, hung or crashed (wins over 1 when both happen)
   70   internal error
   130  interrupted`;
 

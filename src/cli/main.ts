@@ -106,6 +106,11 @@ export function buildProgram(setExit: (code: number) => void = () => {}) {
       intOption(1),
     )
     .option(
+      "--reference-timeout <seconds>",
+      "time limit of one MLX reference request (load, run, time); default 120",
+      secondsOption,
+    )
+    .option(
       "--gputracer <path>",
       "capture one run of the kernel into a .gputrace (Metal; needs MTL_CAPTURE_ENABLED=1)",
     )

@@ -11,10 +11,18 @@
  * problem is an MlxError and the worker stays usable; a failure of the
  * process (it died, it timed out, it spoke nonsense) is a WorkerError and the
  * worker is gone; a Python that cannot run it is a SetupError.
+ *
+ * Reference code is untrusted: the worker starts with a minimal environment
+ * (sandbox.ts), writes only into a private scratch folder that this client
+ * makes and removes, reads only the `readable` folders (plus Python's own),
+ * and outputs are copied out of scratch only when they are plain files.
  */
 import type { z } from "zod";
 import type { Dtype } from "../registry/schema.ts";
+import { join } from "node:path";
 import { readLines } from "./lines.ts";
+import { workerEnv } from "./sandbox.ts";
+import { readWorkerFile } from "./tensor_io.ts";
 import {
   Cold,
   Empty,
@@ -36,6 +44,7 @@ import {
   pythonNotRunnable,
   pythonTooOld,
   resolvePython,
+  SetupError,
   spawnFailure,
   versionAtLeast,
 } from "./python_env.ts";
@@ -60,6 +69,10 @@ export class WorkerError extends Error {
     readonly reason: "died" | "timeout" | "protocol" | "closed",
     message: string,
     readonly stderrTail = "",
+    /** How it died: "was killed by SIGSEGV", "exited with code 3" (reason "died" only). */
+    readonly how = "",
+    /** The request in flight, e.g. "'run' of common/relu", or "". */
+    readonly during = "",
   ) {
     super(message);
   }
@@ -85,8 +98,16 @@ export interface StartOptions {
   timeoutMs?: number;
   /** Time limit for start-up, MLX import included (default 60 s). */
   startTimeoutMs?: number;
-  /** Extra environment variables for the worker. */
+  /**
+   * Extra environment variables for the worker, on top of the minimal
+   * environment it always gets (sandbox.ts: no API keys, no HOME).
+   */
   env?: Record<string, string>;
+  /**
+   * Folders the worker may read besides Python's own and scratch (where the
+   * OS sandbox limits reads): the references' folders and the input files'.
+   */
+  readable?: readonly string[];
   /** The worker's working directory (default: ours); relative tensor paths resolve from it. */
   cwd?: string;
   /** Each line the worker writes to stderr (a model's print() included). */
@@ -113,10 +134,20 @@ interface Pending {
 }
 
 const STDERR_LINES = 50;
+/** Longest stderr line kept, and longest protocol line accepted (chars). */
+const STDERR_LINE_CHARS = 2_000;
+const STDOUT_LINE_CHARS = 16 << 20;
 const encoder = new TextEncoder();
+
+/** Text from the worker made safe for a terminal: no escapes, no line breaks. */
+export function printable(text: string): string {
+  // deno-lint-ignore no-control-regex
+  return text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, "?");
+}
 
 export class MlxWorker {
   readonly #child: Deno.ChildProcess;
+  readonly #scratch: string;
   readonly #stdin: WritableStreamDefaultWriter<Uint8Array>;
   readonly #timeoutMs: number;
   readonly #stderr: string[] = [];
@@ -126,14 +157,17 @@ export class MlxWorker {
   #closing = false;
   #queue: Promise<unknown> = Promise.resolve();
   #nextId = 1;
+  #outputs = 0;
   #hello: Hello | null = null;
 
   private constructor(
     child: Deno.ChildProcess,
     readonly python: PythonChoice,
     options: StartOptions,
+    scratch: string,
   ) {
     this.#child = child;
+    this.#scratch = scratch;
     this.#stdin = child.stdin.getWriter();
     this.#timeoutMs = options.timeoutMs ?? 120_000;
     const stderrDone = this.#readStderr(child.stderr, options.onStderr);
@@ -145,21 +179,38 @@ export class MlxWorker {
     const python: PythonChoice = typeof options.python === "string"
       ? { path: options.python, source: "option" }
       : options.python ?? resolvePython();
+    try {
+      return await MlxWorker.#start(python, options, true);
+    } catch (e) {
+      // A Python whose packages live where the read limit does not reach
+      // (an unusual layout): run it with reads open, the rest of the sandbox on.
+      if (!(e instanceof SetupError) || !/Permission ?(denied|Error)/i.test(e.problem)) throw e;
+      return await MlxWorker.#start(python, options, false);
+    }
+  }
+
+  static async #start(python: PythonChoice, options: StartOptions, limitReads: boolean) {
     const script = await workerScript();
+    const scratch = await Deno.makeTempDir({ prefix: "metalbench-mlx-" });
+    await Deno.mkdir(join(scratch, "tmp"));
+    await Deno.mkdir(join(scratch, "out"));
+    const config = { scratch, readable: options.readable ?? [], limitReads };
     let child: Deno.ChildProcess;
     try {
       child = new Deno.Command(python.path, {
-        args: ["-c", script],
+        args: ["-c", script, JSON.stringify(config)],
         stdin: "piped",
         stdout: "piped",
         stderr: "piped",
-        env: options.env,
+        clearEnv: true,
+        env: workerEnv(Deno.env.toObject(), join(scratch, "tmp"), options.env),
         cwd: options.cwd,
       }).spawn();
     } catch (e) {
+      await removeScratch(scratch);
       throw pythonNotRunnable(python, spawnFailure(e));
     }
-    const worker = new MlxWorker(child, python, options);
+    const worker = new MlxWorker(child, python, options, scratch);
     try {
       const hello = await worker.#request("hello", {}, Hello, options.startTimeoutMs ?? 60_000);
       if (!versionAtLeast(hello.python, MIN_PYTHON)) throw pythonTooOld(python, hello.python);
@@ -210,7 +261,8 @@ export class MlxWorker {
   /**
    * Run once on `inputs` (registry order) and write each output to its path.
    * Where an OutputSpec gives dtype or shape, a different result is an
-   * MlxError of kind "mismatch".
+   * MlxError of kind "mismatch". The worker writes into its scratch folder
+   * (the only place it may write); the outputs are copied from there.
    */
   async run(
     problem: string,
@@ -218,13 +270,25 @@ export class MlxWorker {
     outputs: readonly OutputSpec[],
     options: { timeoutMs?: number } = {},
   ): Promise<ProducedTensor[]> {
+    const n = ++this.#outputs;
+    const inScratch = outputs.map((_, i) => join(this.#scratch, "out", `${n}_${i}.bin`));
     const body = {
       problem,
       inputs: inputs.map(tensorRef),
-      outputs: outputs.map((o) => ({ path: o.path })),
+      outputs: inScratch.map((path) => ({ path })),
     };
     const ran = await this.#request("run", body, Ran, options.timeoutMs, problem);
     ran.outputs.forEach((got, i) => checkOutput(problem, i, outputs[i], got));
+    for (const [i, from] of inScratch.entries()) {
+      let bytes: Uint8Array<ArrayBuffer>;
+      try {
+        bytes = await readWorkerFile(from);
+      } catch (e) {
+        throw new MlxError("output", `MLX run of ${problem}: output ${i}: ${(e as Error).message}`);
+      }
+      await Deno.remove(from).catch(() => {});
+      await Deno.writeFile(outputs[i].path, bytes);
+    }
     return ran.outputs;
   }
 
@@ -262,6 +326,7 @@ export class MlxWorker {
     await this.#child.status;
     clearTimeout(grace);
     await Promise.all(this.#readers);
+    await removeScratch(this.#scratch);
   }
 
   async [Symbol.asyncDispose]() {
@@ -290,6 +355,8 @@ export class MlxWorker {
             "timeout",
             `the MLX worker did not answer ${what} within ${timeoutMs / 1000} s; it was stopped`,
             this.stderrTail(),
+            "",
+            what,
           ),
         );
         this.#kill();
@@ -320,7 +387,7 @@ export class MlxWorker {
 
   async #readStdout(stream: ReadableStream<Uint8Array>, stderrDone: Promise<void>) {
     try {
-      for await (const line of readLines(stream)) {
+      for await (const line of readLines(stream, STDOUT_LINE_CHARS)) {
         if (line.trim()) this.#onLine(line);
       }
     } catch { /* a broken pipe ends the worker just as EOF does */ }
@@ -330,20 +397,24 @@ export class MlxWorker {
     const how = status.signal
       ? `was killed by ${status.signal}`
       : `exited with code ${status.code}`;
-    const during = this.#pending ? ` during ${this.#pending.what}` : "";
+    const during = this.#pending?.what ?? "";
     const last = this.#stderr.filter((l) => l.trim()).at(-1);
     this.#fail(
       new WorkerError(
         "died",
-        `the MLX worker (pid ${this.#child.pid}) ${how}${during}${last ? `: ${last.trim()}` : ""}`,
+        `the MLX worker (pid ${this.#child.pid}) ${how}${during ? ` during ${during}` : ""}${
+          last ? `: ${printable(last.trim())}` : ""
+        }`,
         this.stderrTail(),
+        how,
+        during,
       ),
     );
   }
 
   async #readStderr(stream: ReadableStream<Uint8Array>, onLine?: (line: string) => void) {
     try {
-      for await (const line of readLines(stream)) {
+      for await (const line of readLines(stream, STDERR_LINE_CHARS)) {
         this.#stderr.push(line);
         if (this.#stderr.length > STDERR_LINES) this.#stderr.shift();
         onLine?.(line);
@@ -362,7 +433,11 @@ export class MlxWorker {
     const pending = this.#pending;
     if (!envelope.success || !pending || envelope.data.id !== pending.id) {
       // Answers are strictly in order; anything else means the channel is corrupt.
-      this.#fail(this.#protocolError(`unexpected line from the MLX worker: ${line.slice(0, 200)}`));
+      this.#fail(
+        this.#protocolError(
+          `unexpected line from the MLX worker: ${printable(line.slice(0, 200))}`,
+        ),
+      );
       this.#kill();
       return;
     }
@@ -370,7 +445,7 @@ export class MlxWorker {
   }
 
   #protocolError(message: string): WorkerError {
-    return new WorkerError("protocol", message, this.stderrTail());
+    return new WorkerError("protocol", message, this.stderrTail(), "", this.#pending?.what ?? "");
   }
 
   /** Mark the worker unusable (first reason wins) and fail the request in flight. */
@@ -384,6 +459,23 @@ export class MlxWorker {
     try {
       this.#child.kill("SIGKILL");
     } catch { /* already gone */ }
+  }
+}
+
+/**
+ * Remove the scratch folder, whatever reference code left in it (a folder
+ * it made unreadable included).
+ */
+async function removeScratch(dir: string) {
+  try {
+    await Deno.remove(dir, { recursive: true });
+  } catch {
+    const open = async (d: string) => {
+      await Deno.chmod(d, 0o700).catch(() => {});
+      for await (const e of Deno.readDir(d)) if (e.isDirectory) await open(join(d, e.name));
+    };
+    await open(dir).catch(() => {});
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 }
 

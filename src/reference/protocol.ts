@@ -1,5 +1,5 @@
 /**
- * The MLX worker protocol (version 1), as zod schemas: what client.ts sends
+ * The MLX worker protocol (version 2), as zod schemas: what client.ts sends
  * to worker.py and what it accepts back. worker.py's docstring describes the
  * same protocol; keep the two in step.
  *
@@ -13,7 +13,7 @@
  * Tensors are never in JSON: they are raw files (little-endian, C order, no
  * header; bfloat16 as raw 16-bit patterns) named by {path, dtype, shape}.
  *
- *   hello     {}                                     → Hello
+ *   hello     {}                                     → Hello (with the sandbox in force)
  *   load      {problem, path, init?, seed?}          → Loaded
  *   unload    {problem}                              → {}
  *   run       {problem, inputs, outputs: [{path}]}   → {outputs: [{dtype, shape}]}
@@ -33,7 +33,7 @@
 import { z } from "zod";
 import { Dtype } from "../registry/schema.ts";
 
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 /** A tensor file as the worker reads it. */
 export const TensorRef = z.object({
@@ -78,6 +78,25 @@ export const Clock = z.object({
 });
 export type Clock = z.infer<typeof Clock>;
 
+/** The protections the worker applied to itself before any reference code ran. */
+export const Sandbox = z.object({
+  /** Landlock ABI in force; 0: none. */
+  landlock: z.number().int().nonnegative(),
+  /** Writes only under the worker's scratch folder. */
+  writes: z.boolean(),
+  /** Reads only Python, system libraries, the folders the client named, scratch. */
+  reads: z.boolean(),
+  /** The layers that cut the network: "namespace", "landlock-tcp", "no-sockets". */
+  network: z.array(z.string()),
+  /** No new processes or programs (seccomp). */
+  processes: z.boolean(),
+  /** Signals only to itself: "landlock", "seccomp", or "" (not limited). */
+  signals: z.string(),
+  /** Why a layer is missing. */
+  notes: z.array(z.string()),
+});
+export type Sandbox = z.infer<typeof Sandbox>;
+
 export const Hello = z.object({
   protocol: z.number().int(),
   python: z.string(),
@@ -87,6 +106,7 @@ export const Hello = z.object({
   device: z.enum(["cpu", "gpu"]),
   metal: z.boolean(),
   platform: z.string(),
+  sandbox: Sandbox,
   machine: z.string(),
   pid: z.number().int().positive(),
   clock: Clock,

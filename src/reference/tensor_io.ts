@@ -110,3 +110,31 @@ export async function readTensor(
   }
   return decodeTensor(data, dtype);
 }
+
+/**
+ * Read a file the MLX worker wrote into its scratch folder. Reference code
+ * runs in that worker and may write there too, so the file must be a plain
+ * file, not a link to something the user can read and the worker cannot:
+ * it is checked by name (lstat) and again through the open file, so swapping
+ * it between the two checks is caught.
+ */
+export async function readWorkerFile(path: string): Promise<Uint8Array<ArrayBuffer>> {
+  const named = await Deno.lstat(path);
+  if (!named.isFile || named.isSymlink || (named.nlink ?? 1) !== 1) {
+    throw new Error(`${path} is not a plain file the MLX worker wrote (a link or special file)`);
+  }
+  using file = await Deno.open(path, { read: true });
+  const opened = await file.stat();
+  if (opened.ino !== named.ino || opened.dev !== named.dev || !opened.isFile) {
+    throw new Error(`${path} was replaced while being read`);
+  }
+  const bytes = new Uint8Array(opened.size);
+  let at = 0;
+  while (at < bytes.length) {
+    const n = await file.read(bytes.subarray(at));
+    if (n === null) break;
+    at += n;
+  }
+  if (at !== bytes.length) throw new Error(`${path} changed size while being read`);
+  return bytes;
+}

@@ -4,7 +4,17 @@ One long-lived process per MetalBench run, driven by src/reference/client.ts.
 The TypeScript side of this protocol is src/reference/protocol.ts; keep the two
 in step (PROTOCOL below and PROTOCOL_VERSION there).
 
-PROTOCOL (version 1)
+Started as `python -c <this script> <config JSON>`, config
+{"scratch": folder, "readable": [folders], "limitReads": bool}. Reference
+code is untrusted, so before anything else (before numpy and MLX start their
+threads) the worker sandboxes itself where the OS allows (Linux; see
+"sandbox" below): writes only under `scratch`; reads only Python's folders,
+system libraries, `readable` and scratch (unless limitReads is false); no
+network; no new processes or programs; signals only to itself. hello reports
+each protection and why one is missing. The client gives it a minimal
+environment (src/reference/sandbox.ts).
+
+PROTOCOL (version 2)
 --------------------
 JSON lines: the client writes one request per line on stdin, the worker
 answers each with exactly one line on stdout, in order, carrying the same
@@ -33,13 +43,16 @@ patterns (the top half of the float32 bits).
 
 Ops:
   hello     {} -> {protocol, python, executable, mlx, numpy, device: "cpu"|"gpu",
-            metal, platform, machine, pid, clock}
+            metal, platform, sandbox, machine, pid, clock}
+            sandbox: {landlock: ABI or 0, writes, reads, network: [layers],
+            processes, signals: "landlock"|"seccomp"|"", notes: [why a layer is off]}
   load      {problem, path, init?: {}, seed?: 0} -> {problem, entry: "__call__"|"forward",
             module, loadNs}. Imports the file in isolation under a unique module
             name, seeds mx.random with `seed`, constructs Model(**init) and
             evaluates its parameters. Loading an existing problem id replaces it.
   unload    {problem} -> {}
   run       {problem, inputs: [tensor], outputs: [{path}]} -> {outputs: [{dtype, shape}]}
+            (output paths are in scratch: the only place the worker may write)
             Calls the model once on the inputs (registry order), evaluates, and
             writes output i to outputs[i].path. dtype may be any MLX dtype name
             (e.g. "int64", "bool"); the client checks it against the registry.
@@ -63,6 +76,7 @@ private descriptors and points fd 0 at /dev/null and fd 1 at stderr, so a
 print() in a model (or output from MLX's C++ code) lands on stderr.
 """
 
+import ctypes
 import gc
 import importlib.util
 import json
@@ -70,11 +84,13 @@ import os
 import platform
 import re
 import signal
+import stat
+import struct
 import sys
 import time
 import traceback
 
-PROTOCOL = 1
+PROTOCOL = 2
 
 
 def _claim_stdio():
@@ -90,12 +106,234 @@ def _claim_stdio():
     return proto_in, proto_out
 
 
-PROTO_IN, PROTO_OUT = _claim_stdio()
-sys.dont_write_bytecode = True  # no __pycache__ next to the user's references
 # Run as `python -c`, sys.path[0] is the working directory: a user's numpy.py or
 # mlx/ folder there would shadow the real packages.
 if sys.path and sys.path[0] in ("", os.getcwd()):
     del sys.path[0]
+PROTO_IN, PROTO_OUT = _claim_stdio()
+sys.dont_write_bytecode = True  # no __pycache__ next to the user's references
+
+
+# ---- sandbox -------------------------------------------------------------------
+# Applied before numpy and MLX are imported: user namespaces need a
+# single-threaded process, and Landlock and seccomp bind only the threads
+# created after them (numpy starts a BLAS thread at import).
+
+# Landlock (linux/landlock.h)
+LL_EXECUTE, LL_WRITE_FILE, LL_READ_FILE, LL_READ_DIR = 1 << 0, 1 << 1, 1 << 2, 1 << 3
+LL_MAKE_SPECIAL = (1 << 6) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12)  # char sock fifo block sym
+LL_REFER, LL_TRUNCATE, LL_IOCTL_DEV = 1 << 13, 1 << 14, 1 << 15
+LL_READ = LL_EXECUTE | LL_READ_FILE | LL_READ_DIR
+LL_FILE_RIGHTS = LL_EXECUTE | LL_WRITE_FILE | LL_READ_FILE | LL_TRUNCATE | LL_IOCTL_DEV
+LL_NET_TCP = 0b11  # bind, connect
+LL_SCOPES = 0b11  # abstract unix sockets, signals
+SYS_LANDLOCK = (444, 445, 446)  # create_ruleset, add_rule, restrict_self: every arch
+
+# seccomp: syscall numbers that the filter names, per architecture
+SECCOMP_ARCHES = {
+    "x86_64": (0xC000003E, dict(
+        socket=41, socketpair=53, clone=56, fork=57, vfork=58, execve=59, kill=62, ptrace=101,
+        tkill=200, tgkill=234, unshare=272, setns=308, process_vm_readv=310,
+        process_vm_writev=311, execveat=322, pidfd_send_signal=424, io_uring_setup=425,
+        io_uring_enter=426, io_uring_register=427, pidfd_open=434, clone3=435, pidfd_getfd=438)),
+    "aarch64": (0xC00000B7, dict(
+        socket=198, socketpair=199, clone=220, execve=221, kill=129, ptrace=117, tkill=130,
+        tgkill=131, unshare=97, setns=268, process_vm_readv=270, process_vm_writev=271,
+        execveat=281, pidfd_send_signal=424, io_uring_setup=425, io_uring_enter=426,
+        io_uring_register=427, pidfd_open=434, clone3=435, pidfd_getfd=438)),
+}
+# Refused outright: sockets, new processes and programs, other processes' memory
+# and signals, new namespaces, io_uring (its operations would bypass this filter).
+SECCOMP_DENIED = ("socket socketpair fork vfork execve execveat ptrace tkill unshare setns "
+                  "process_vm_readv process_vm_writev pidfd_open pidfd_getfd pidfd_send_signal "
+                  "io_uring_setup io_uring_enter io_uring_register").split()
+
+# What any Python with numpy and MLX reads besides its own folders.
+SYSTEM_DIRS = ("/usr", "/lib", "/lib64", "/lib32", "/nix/store", "/etc/ld.so.conf.d",
+               "/sys/devices/system/cpu")
+SYSTEM_FILES = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/localtime", "/etc/passwd",
+                "/etc/group", "/etc/nsswitch.conf", "/proc/cpuinfo", "/dev/urandom",
+                "/dev/random")
+
+
+class Sandbox(object):
+    """Each protection as it was applied: what the hello reports."""
+
+    def __init__(self):
+        self.landlock = 0  # ABI in force; 0: none
+        self.writes = False  # writes only under the scratch folder
+        self.reads = False  # reads only Python, system libraries, the readable folders, scratch
+        self.network = []  # layers: "namespace", "landlock-tcp", "no-sockets"
+        self.processes = False  # no new processes or programs (seccomp)
+        self.signals = ""  # signals only to itself: "landlock" or "seccomp"
+        self.notes = []  # why a layer is missing
+
+    def report(self):
+        return dict(vars(self))
+
+
+def _libc():
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    return libc
+
+
+def _failed(what):
+    return "%s: %s" % (what, os.strerror(ctypes.get_errno()))
+
+
+def _enter_namespaces(libc, box):
+    """A new user + network namespace: no interface but a loopback that is down."""
+    uid, gid = os.getuid(), os.getgid()
+    if libc.unshare(ctypes.c_int(0x10000000 | 0x40000000)) != 0:  # CLONE_NEWUSER | CLONE_NEWNET
+        box.notes.append(_failed("user+network namespace"))
+        return
+    # Keep our own ids inside (else we would be 'nobody' to Python).
+    for name, text in (("uid_map", "%d %d 1" % (uid, uid)), ("setgroups", "deny"),
+                       ("gid_map", "%d %d 1" % (gid, gid))):
+        try:
+            with open("/proc/self/" + name, "w") as f:
+                f.write(text)
+        except OSError:
+            pass
+    box.network.append("namespace")
+
+
+def _readable(config):
+    """Folders and files the worker may read when reads are limited."""
+    paths = set(config.get("readable", []))
+    paths.update([sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
+                  os.path.dirname(os.path.realpath(sys.executable))])
+    paths.update(p for p in sys.path if p)  # stdlib, site-packages, user site, PYTHONPATH
+    paths.update(SYSTEM_DIRS + SYSTEM_FILES)
+    return paths
+
+
+def _landlock(libc, config, box):
+    """Writes only under the scratch folder; reads limited; no TCP; no signals out."""
+    nr_create, nr_add, nr_restrict = SYS_LANDLOCK
+    abi = libc.syscall(ctypes.c_long(nr_create), None, ctypes.c_size_t(0), ctypes.c_uint32(1))
+    if abi < 1:
+        box.notes.append(_failed("Landlock"))
+        return
+    fs = (1 << 13) - 1
+    fs |= (LL_REFER if abi >= 2 else 0) | (LL_TRUNCATE if abi >= 3 else 0)
+    fs |= LL_IOCTL_DEV if abi >= 5 else 0
+    limit_reads = config.get("limitReads", True)
+    handled = fs if limit_reads else fs & ~LL_READ
+    net = LL_NET_TCP if abi >= 4 else 0
+    scoped = LL_SCOPES if abi >= 6 else 0
+    attr = ctypes.create_string_buffer(struct.pack("<QQQ", handled, net, scoped))
+    size = 24 if abi >= 6 else 16 if abi >= 4 else 8
+    ruleset = libc.syscall(ctypes.c_long(nr_create), attr, ctypes.c_size_t(size), ctypes.c_uint32(0))
+    if ruleset < 0:
+        box.notes.append(_failed("Landlock ruleset"))
+        return
+    try:
+        def allow(path, rights):
+            try:
+                fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+            except OSError:
+                return  # absent here
+            try:
+                if not stat.S_ISDIR(os.fstat(fd).st_mode):
+                    rights &= LL_FILE_RIGHTS
+                rule = ctypes.create_string_buffer(struct.pack("<Qi", rights & handled, fd))
+                libc.syscall(ctypes.c_long(nr_add), ctypes.c_int(ruleset), ctypes.c_int(1), rule,
+                             ctypes.c_uint32(0))
+            finally:
+                os.close(fd)
+
+        # Scratch: plain files and folders only, so that the client, reading an
+        # output there, never meets a link, a FIFO or a device.
+        allow(config["scratch"], fs & ~LL_MAKE_SPECIAL)
+        allow("/dev/null", LL_READ_FILE | LL_WRITE_FILE | LL_IOCTL_DEV)
+        if limit_reads:
+            for path in _readable(config):
+                allow(path, LL_READ)
+        if libc.syscall(ctypes.c_long(nr_restrict), ctypes.c_int(ruleset), ctypes.c_uint32(0)) != 0:
+            box.notes.append(_failed("Landlock restrict"))
+            return
+    finally:
+        os.close(ruleset)
+    box.landlock, box.writes, box.reads = int(abi), True, bool(limit_reads)
+    if net:
+        box.network.append("landlock-tcp")
+    if scoped:
+        box.signals = "landlock"
+
+
+def _seccomp(libc, box):
+    """No sockets, no new processes or programs, signals only to this process."""
+    machine = os.uname().machine
+    if machine not in SECCOMP_ARCHES:
+        box.notes.append("seccomp: no syscall table for %s" % machine)
+        return
+    arch, nr = SECCOMP_ARCHES[machine]
+    pid = os.getpid()
+    allow, eperm, enosys = 0x7FFF0000, 0x00050000 | 1, 0x00050000 | 38
+    LD, JEQ, JGE, JSET, RET = 0x20, 0x15, 0x35, 0x45, 0x06
+    prog = [(LD, 0, 0, 4), (JEQ, 0, "deny", arch), (LD, 0, 0, 0)]
+    if machine == "x86_64":
+        prog.append((JGE, "deny", 0, 0x40000000))  # the x32 ABI
+    prog += [(JEQ, "clone", 0, nr["clone"]), (JEQ, "self", 0, nr["kill"]),
+             (JEQ, "self", 0, nr["tgkill"]), (JEQ, "enosys", 0, nr["clone3"])]
+    prog += [(JEQ, "deny", 0, nr[name]) for name in SECCOMP_DENIED if name in nr]
+    prog.append((RET, 0, 0, allow))
+    labels = {}
+    # clone: threads only (CLONE_THREAD in the flags); clone3 says ENOSYS so libc falls back to clone
+    labels["clone"] = len(prog)
+    prog += [(LD, 0, 0, 16), (JSET, "allow", "deny", 0x00010000)]
+    labels["self"] = len(prog)  # kill / tgkill: only our own pid
+    prog += [(LD, 0, 0, 16), (JEQ, "allow", "deny", pid)]
+    labels["allow"] = len(prog)
+    prog.append((RET, 0, 0, allow))
+    labels["deny"] = len(prog)
+    prog.append((RET, 0, 0, eperm))
+    labels["enosys"] = len(prog)
+    prog.append((RET, 0, 0, enosys))
+    code = b""
+    for i, (op, jt, jf, k) in enumerate(prog):
+        jt = labels[jt] - i - 1 if isinstance(jt, str) else jt
+        jf = labels[jf] - i - 1 if isinstance(jf, str) else jf
+        code += struct.pack("<HBBI", op, jt, jf, k)
+    filt = ctypes.create_string_buffer(code, len(code))
+    fprog = ctypes.create_string_buffer(struct.pack("<HxxxxxxQ", len(prog), ctypes.addressof(filt)))
+    if libc.prctl(ctypes.c_int(22), ctypes.c_ulong(2), fprog, ctypes.c_ulong(0),
+                  ctypes.c_ulong(0)) != 0:  # PR_SET_SECCOMP, SECCOMP_MODE_FILTER
+        box.notes.append(_failed("seccomp"))
+        return
+    box.network.append("no-sockets")
+    box.processes = True
+    box.signals = box.signals or "seccomp"
+
+
+def apply_sandbox(config):
+    box = Sandbox()
+    if not sys.platform.startswith("linux"):
+        box.notes.append("no sandbox on %s" % sys.platform)
+        return box
+    if not config.get("scratch"):
+        box.notes.append("no scratch folder given: not sandboxed")
+        return box
+    try:
+        libc = _libc()
+        _enter_namespaces(libc, box)  # first: it needs /proc, which Landlock then hides
+        # Both Landlock and seccomp need no_new_privs: no setuid gains, ever.
+        if libc.prctl(ctypes.c_int(38), ctypes.c_ulong(1), ctypes.c_ulong(0), ctypes.c_ulong(0),
+                      ctypes.c_ulong(0)) != 0:  # PR_SET_NO_NEW_PRIVS
+            box.notes.append(_failed("no_new_privs"))
+            return box
+        _landlock(libc, config, box)
+        _seccomp(libc, box)  # last: it refuses unshare
+    except Exception as e:  # a sandbox half applied is reported, never fatal
+        box.notes.append("%s: %s" % (type(e).__name__, e))
+    return box
+
+
+CONFIG = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}
+PLATFORM = platform.platform()  # before the sandbox: it runs `uname -p`
+SANDBOX = apply_sandbox(CONFIG)
 
 try:
     import numpy as np
@@ -278,7 +516,8 @@ def op_hello(req):
         "numpy": np.__version__,
         "device": "gpu" if device.type == mx.gpu else "cpu",
         "metal": metal,
-        "platform": platform.platform(),
+        "platform": PLATFORM,
+        "sandbox": SANDBOX.report(),
         "machine": platform.machine(),
         "pid": os.getpid(),
         "clock": clock(),
