@@ -16,6 +16,40 @@ const fixed = (
   unit = "",
 ) => (v === null ? "—" : `${v.toFixed(d)}${unit}`);
 
+/** What the wall clock spans, on each side (bridge.h, mb_command_run; worker.py, op_time). */
+const WALL_CLOCK = "host monotonic clock (CLOCK_UPTIME_RAW; MLX: perf_counter_ns), " +
+  "from before the launches are encoded to the return of the wait for the last " +
+  "(MLX: its calls, mx.eval and the wait)";
+
+/** What the kernel's device time is, by KernelTiming.deviceTime. */
+const DEVICE_TIME: Record<string, string> = {
+  "gpu-pass-timestamps":
+    "GPU time inside the compute passes (timestamps at each pass's start and end)",
+  "gpu-command-buffer":
+    "command buffer GPU span (GPUEndTime − GPUStartTime, gaps between passes included)",
+  "cpu-runner": "CPU time of the simulator runner process",
+};
+
+/** The device-time kind of a record (older records: what their backend measured then). */
+function deviceTimeOf(r: RunRecord): string {
+  const kind = r.kernelTiming?.deviceTime ??
+    (r.backend === "sim" ? "cpu-runner" : "gpu-command-buffer");
+  return DEVICE_TIME[kind] ?? kind;
+}
+
+/** Fast math on or off, and what that means on this backend. */
+function fastMathLine(r: RunRecord): string {
+  if (r.source?.metallib) {
+    return "as the offline .metallib was built (xcrun metal: on unless -fno-fast-math)";
+  }
+  if (!r.settings.fastMath) {
+    return "off (IEEE Inf/NaN and precise math, as MLX compiles its kernels)";
+  }
+  return `on (the problem's fastMath or --fast-math)${
+    r.backend === "sim" ? "; the simulator computes IEEE results regardless" : ""
+  }`;
+}
+
 function scoreCell(v: number | null): string {
   if (v === null) return "—";
   return Math.abs(v) >= 100 ? v.toFixed(2) : v.toFixed(3);
@@ -77,6 +111,15 @@ export function renderReport(r: RunRecord): string {
       }`,
     );
   }
+  if (r.mode !== "mlx" && r.settings.fastMath !== undefined) row("fast math", fastMathLine(r));
+  if (r.device.layers?.length) {
+    row(
+      "layers",
+      `Metal ${
+        r.device.layers.join(", ")
+      } on while timing: every call is slower, so the times are not comparable`,
+    );
+  }
   row(
     "size",
     `${r.settings.size} (${Object.entries(r.sizes).map(([k, v]) => `${k}=${v}`).join(", ")})`,
@@ -106,7 +149,10 @@ export function renderReport(r: RunRecord): string {
   }
 
   const clk = r.settings.clock;
-  if (r.kernelTiming || r.mlxTiming) row("clock", clk.description);
+  if (r.kernelTiming || r.mlxTiming) {
+    row("clock", clk.description);
+    row("", `wall: ${WALL_CLOCK}`);
+  }
   if (r.metrics.speedup !== null) {
     row("speedup", `${r.metrics.speedup.toFixed(2)}× vs MLX (same clock)`);
   }
@@ -121,9 +167,7 @@ export function renderReport(r: RunRecord): string {
     const d = r.kernelTiming.device;
     row(
       sim ? "kernel cpu" : "kernel gpu",
-      `${ms(d.median)} ms (min ${ms(d.min)}, p90 ${ms(d.p90)})${
-        sim ? " simulator execution time" : " GPU timestamps"
-      }`,
+      `${ms(d.median)} ms (min ${ms(d.min)}, p90 ${ms(d.p90)}) ${deviceTimeOf(r)}`,
     );
   }
   if (r.mlxTiming) {

@@ -3,6 +3,8 @@
  * one MLX worker (a `--all` run pays Python start-up and MLX import once),
  * each result stored as it completes, and a summary at the end.
  */
+import { deviceTimeKind } from "../backend/bridge.ts";
+import type { Backend } from "../backend/select.ts";
 import type { Problem } from "../registry/load.ts";
 import type { Workspace } from "../registry/workspace.ts";
 import { appendRun, ResultsFileError } from "../store/results.ts";
@@ -16,6 +18,48 @@ import { geomean } from "./stats.ts";
 export interface SessionOptions extends BenchOptions {
   /** Write results/ and offer runs to session.json. */
   save: boolean;
+  /** Compile every kernel with fast math (--fast-math); otherwise each problem's own opt-in. */
+  fastMath?: boolean;
+}
+
+/**
+ * The GPU is gone for this process (Metal revoked its access after GPU
+ * faults or time-outs): nothing more can be measured, so the session stops
+ * rather than record every later kernel as faulting. The kernel that met it
+ * is not recorded: the bridge's message names the failures that caused it.
+ */
+export class DeviceLostError extends Error {
+  override name = "DeviceLostError";
+  constructor(message: string, readonly kernel: string, readonly notRun: string[]) {
+    super(message);
+  }
+}
+
+/** The problem as this session compiles it: --fast-math turns its fast math on. */
+function asCompiled(problem: Problem, opts: SessionOptions): Problem {
+  if (!opts.fastMath || problem.entry.fastMath) return problem;
+  return { ...problem, entry: { ...problem.entry, fastMath: true } };
+}
+
+/**
+ * What the record says about how the kernel was measured, beyond what the
+ * benchmark fills in: fast math on or off, the kind of device time, and
+ * Metal layers that were on while timing.
+ */
+export function describeMeasurement(record: RunRecord, problem: Problem, backend: Backend | null) {
+  if (record.mode === "mlx" || !backend) return;
+  record.settings.fastMath = problem.entry.fastMath;
+  if (record.kernelTiming) record.kernelTiming.deviceTime = deviceTimeKind(backend.info);
+  if (backend.info.layers?.length) record.device.layers = [...backend.info.layers];
+}
+
+/** Why a run does not enter session.json although it may be the best, or null. */
+function notComparable(record: RunRecord): string | null {
+  const layers = record.device.layers ?? [];
+  if (!layers.length) return null;
+  return `not offered to session.json [${record.bucket}/${record.kernel}]: timed with Metal's ${
+    layers.join(", ")
+  } layer(s) on (--gputracer needs MTL_CAPTURE_ENABLED=1), which slow every call`;
 }
 
 export interface Summary {
@@ -97,16 +141,27 @@ export async function runSession(
   events: SessionEvents = {},
 ): Promise<RunRecord[]> {
   const records: RunRecord[] = [];
-  for (const [i, problem] of problems.entries()) {
+  for (const [i, given] of problems.entries()) {
     ctx.signal?.throwIfAborted();
+    const problem = asCompiled(given, opts);
     events.onStart?.(problem, i, problems.length);
     const started = performance.now();
     const { record, sourceText } = await benchmark(ctx, problem, opts);
+    if (record.error?.kind === "device_lost") {
+      throw new DeviceLostError(
+        record.error.message,
+        problem.name,
+        problems.slice(i).map((p) => p.name),
+      );
+    }
+    describeMeasurement(record, problem, ctx.backend);
     records.push(record);
     events.onResult?.(record, i, problems.length, performance.now() - started);
     if (opts.save && record.mode !== "mlx") {
       if (!await saveRun(workspace.resultsDir, record, events)) continue;
-      if (sourceText !== null) {
+      const unfit = notComparable(record);
+      if (unfit) events.onNote?.(unfit);
+      if (sourceText !== null && !unfit) {
         const update = await offerRun(
           workspace.sessionPath,
           record,

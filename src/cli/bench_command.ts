@@ -9,7 +9,7 @@ import { loadRegistry, type Problem, problemsInOrder } from "../registry/load.ts
 import { chooseWorkspace } from "../registry/workspace.ts";
 import { DEFAULT_REFERENCE_TIMEOUT_S, MlxReference } from "../bench/reference_mlx.ts";
 import { ReferenceCache } from "../bench/reference_cache.ts";
-import { runSession, summarizeRuns, type Summary } from "../bench/session_run.ts";
+import { DeviceLostError, runSession, summarizeRuns, type Summary } from "../bench/session_run.ts";
 import type { BenchContext, RunMode } from "../bench/run.ts";
 import { freshSeed } from "../bench/inputs.ts";
 import { renderReport, renderTable } from "../bench/report.ts";
@@ -41,6 +41,8 @@ export interface BenchFlags {
   timeout?: number;
   /** Seconds one load, run or time of an MLX reference may take. */
   referenceTimeout?: number;
+  /** Compile every kernel with fast math (default off, as MLX). */
+  fastMath?: true;
   gputracer?: string;
   json?: true;
   workspace?: string;
@@ -238,6 +240,7 @@ export async function benchCommand(names: string[], flags: BenchFlags): Promise<
       variant: flags.variant,
       gputrace: flags.gputracer,
       save: flags.session,
+      fastMath: flags.fastMath ?? false,
     }, {
       onStart: (p, i, n) => {
         if (many && !flags.json) stderrWrite(`[${i + 1}/${n}] ${p.name.padEnd(24)} … `);
@@ -266,6 +269,15 @@ export async function benchCommand(names: string[], flags: BenchFlags): Promise<
     // After Ctrl-C, whatever broke on the way out (the worker killed, the
     // abort itself) is the interruption, not an error of its own.
     if (interrupt.signal.aborted) return EXIT.INTERRUPTED;
+    if (e instanceof DeviceLostError) {
+      throw new CliError(
+        e.message,
+        EXIT.DEVICE_LOST,
+        `the runs before ${e.kernel} were saved; run the rest in a new process: metalbench ${
+          e.notRun.join(" ")
+        }`,
+      );
+    }
     throw e;
   } finally {
     Deno.removeSignalListener("SIGINT", onSigint);

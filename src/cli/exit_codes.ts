@@ -18,6 +18,11 @@ export const EXIT = {
    * the run could not judge every kernel.
    */
   REFERENCE_FAILED: 5,
+  /**
+   * The GPU was lost mid-run (Metal revoked the process's access after GPU
+   * faults or time-outs): the run stopped; the kernels before were saved.
+   */
+  DEVICE_LOST: 6,
   /** A bug in MetalBench itself. */
   INTERNAL: 70,
   /** Interrupted (Ctrl-C). */
@@ -31,6 +36,7 @@ export const EXIT_CODES_HELP = `Exit codes:
   3    environment not ready (Python/MLX, clang, bridge, device): see metalbench doctor
   4    invalid workspace file (registry, session.json, results), left untouched
   5    an MLX reference failed: raised, hung or crashed (wins over 1 when both happen)
+  6    the GPU was lost mid-run (access revoked after GPU faults): run the rest again
   70   internal error
   130  interrupted`;
 

@@ -111,6 +111,10 @@ export function buildProgram(setExit: (code: number) => void = () => {}) {
       secondsOption,
     )
     .option(
+      "--fast-math",
+      "compile the kernels with fast math (default: off, as MLX; a problem may opt in)",
+    )
+    .option(
       "--gputracer <path>",
       "capture one run of the kernel into a .gputrace (Metal; needs MTL_CAPTURE_ENABLED=1)",
     )

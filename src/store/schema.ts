@@ -105,6 +105,13 @@ export const KernelTiming = z.object({
   device: Summary,
   wallNs: z.array(z.number()),
   deviceNs: z.array(z.number()),
+  /**
+   * What `device` measures (DeviceTimeKind): gpu-pass-timestamps (GPU time
+   * inside the launch's compute passes), gpu-command-buffer (the command
+   * buffer's GPU span), cpu-runner (the simulator's CPU time). Absent in
+   * older records.
+   */
+  deviceTime: z.string().optional(),
 });
 
 export const MlxTiming = z.object({
@@ -165,6 +172,8 @@ export const Settings = z.object({
   clock: Clock,
   /** Absent in records of protocol version 1. */
   protocol: Protocol.optional(),
+  /** The kernel was compiled with fast math (absent: off, as MLX). */
+  fastMath: z.boolean().optional(),
 });
 export type Settings = z.infer<typeof Settings>;
 
@@ -183,6 +192,8 @@ export const RunRecord = z.object({
     timer: z.string(),
     gpuCores: z.number(),
     chip: z.string().nullable(),
+    /** Metal layers on while timing (capture, api-validation, shader-validation): slower. */
+    layers: z.array(z.string()).optional(),
   }),
   sizes: z.record(z.string(), z.number()),
   settings: Settings,

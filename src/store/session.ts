@@ -20,9 +20,11 @@ export class SessionFileError extends Error {
 
 export const emptySession = (): Session => ({ version: SCHEMA_VERSION, buckets: {} });
 
-/** What decides whether two runs measured the same thing. */
+/** What decides whether two runs measured the same thing (fast math is another kernel). */
 export function settingsKey(backend: string, s: Settings): string {
-  return `${backend}|size=${s.size}|clock=${s.clock.mode}x${s.clock.batch}`;
+  return `${backend}|size=${s.size}|clock=${s.clock.mode}x${s.clock.batch}${
+    s.fastMath ? "|fast-math" : ""
+  }`;
 }
 
 export async function readSession(path: string): Promise<Session> {
