@@ -14,6 +14,7 @@ import { join } from "node:path";
 import { MlxWorker } from "../src/reference/client.ts";
 import { resolvePython } from "../src/reference/python_env.ts";
 import { readWorkerFile, writeTensor } from "../src/reference/tensor_io.ts";
+import { workerEnv } from "../src/reference/sandbox.ts";
 import { MlxReference } from "../src/bench/reference_mlx.ts";
 import { ReferenceProblemError } from "../src/bench/reference_side.ts";
 import { makeWorkspace } from "./_workspace.ts";
@@ -28,13 +29,22 @@ const PLAIN = `plain${crypto.randomUUID().replaceAll("-", "")}`;
 Deno.env.set("OPENAI_API_KEY", TOKEN);
 Deno.env.set("MB_TRUST_CANARY", PLAIN); // a name no secret filter would catch
 
-/** Python that collects every place a secret could be read from, as one string. */
+/**
+ * Python that collects every place a secret could be read from, as one
+ * string: its environment, the harness's, and a .env file in a folder above
+ * the reference (a workspace's).
+ */
 const GATHER = `
 import os
 def gather():
     seen = [repr(sorted(os.environ.items()))]
-    for path in ("/proc/%d/environ" % os.getppid(), "/proc/self/environ",
-                 "/proc/%d/cmdline" % os.getppid()):
+    up = os.path.dirname(os.path.abspath(__file__))
+    envs = []
+    for _ in range(3):
+        up = os.path.dirname(up)
+        envs.append(os.path.join(up, ".env"))
+    for path in ["/proc/%d/environ" % os.getppid(), "/proc/self/environ",
+                 "/proc/%d/cmdline" % os.getppid()] + envs:
         try:
             with open(path, "rb") as f:
                 seen.append(f.read().decode("latin-1"))
@@ -54,6 +64,7 @@ interface Setup {
 /** A references folder and a data folder, removed after `fn`. */
 async function withFolders(fn: (s: Setup) => Promise<void>) {
   const dir = await Deno.makeTempDir({ prefix: "mb-trust-" });
+  await Deno.writeTextFile(join(dir, ".env"), `OPENAI_API_KEY=${TOKEN}\n`);
   const refs = join(dir, "references");
   const data = join(dir, "data");
   await Deno.mkdir(refs);
@@ -111,7 +122,6 @@ Deno.test("no secret reaches a reference: not in its environment, output, error,
   await withFolders(async (s) => {
     const stderr: string[] = [];
     const w = await startWorker(s, stderr);
-    const tmpFiles: string[] = [];
     try {
       // It prints everything it found, writes it to a file, returns it as numbers, then raises with it.
       await w.load(
@@ -147,7 +157,6 @@ class Model:
       await w.run("raise", [x], [{ path: join(s.data, "r.bin") }]).catch((e) => {
         error = `${e.message}\n${e.traceback}`;
       });
-      tmpFiles.push(...await filesUnder(join(Deno.env.get("TMPDIR") ?? "/tmp")).catch(() => []));
       const everything = [returned, error, stderr.join("\n"), w.stderrTail()].join("\n");
       // The reference did run and did see its environment: the channels work.
       assert.match(everything, /GATHERED/);
@@ -157,11 +166,15 @@ class Model:
         assert.ok(!everything.includes(secret), "a planted secret reached the reference");
       }
       assert.doesNotMatch(returned, /'HOME'|OPENAI_API_KEY|MB_TRUST_CANARY/);
-      if (LINUX) assert.match(returned, /environ: Permission denied/);
+      if (LINUX) {
+        assert.match(returned, /environ: Permission denied/);
+        assert.match(returned, /\.env: Permission denied/);
+      }
     } finally {
       await w.close();
     }
-    for (const f of [...await filesUnder(s.dir), ...tmpFiles]) {
+    const planted = join(s.dir, ".env");
+    for (const f of (await filesUnder(s.dir)).filter((f) => f !== planted)) {
       const text = await Deno.readTextFile(f).catch(() => "");
       assert.ok(!text.includes(TOKEN) && !text.includes(PLAIN), `secret written to ${f}`);
     }
@@ -218,11 +231,9 @@ class Model:
         raise RuntimeError(" | ".join(results))
 `,
     );
-    const before = await Deno.readFile(join(s.data, "x.bin")).catch(() => null);
     const x = await s.input();
     const inputBytes = await Deno.readFile(x.path);
     const ownSource = await Deno.readTextFile(path);
-    void before;
     const stderr: string[] = [];
     await using w = await startWorker(s, stderr);
     await w.load("writer", path);
@@ -369,6 +380,36 @@ Deno.test("an output is only read back when it is a plain file (no link out of s
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("the worker's environment: allowed names only, TMPDIR in scratch, no HOME, no keys", () => {
+  const env = workerEnv({
+    PATH: "/usr/bin",
+    HOME: "/home/u",
+    LANG: "C.UTF-8",
+    LC_ALL: "C.UTF-8",
+    VIRTUAL_ENV: "/venv",
+    OMP_NUM_THREADS: "2",
+    OPENBLAS_NUM_THREADS: "2",
+    MLX_METAL_DEBUG: "1",
+    MLX_API_KEY: "k", // an allowed prefix, but a key
+    OPENAI_API_KEY: "k",
+    ANTHROPIC_API_KEY: "k",
+    GITHUB_TOKEN: "k",
+    AWS_SECRET_ACCESS_KEY: "k",
+    SSH_AUTH_SOCK: "/tmp/agent",
+    MY_VAR: "x",
+  }, "/scratch/tmp");
+  assert.deepEqual(env, {
+    PATH: "/usr/bin",
+    LANG: "C.UTF-8",
+    LC_ALL: "C.UTF-8",
+    VIRTUAL_ENV: "/venv",
+    OMP_NUM_THREADS: "2",
+    OPENBLAS_NUM_THREADS: "2",
+    MLX_METAL_DEBUG: "1",
+    TMPDIR: "/scratch/tmp",
+  });
 });
 
 // ---- failures are named, and the next problem gets a fresh worker ---------------
@@ -520,12 +561,13 @@ class Model:
     "kernels/common/leak.metal": await Deno.readTextFile(
       new URL("../kernels/common/relu.metal", import.meta.url),
     ),
+    ".env": `OPENAI_API_KEY=${TOKEN}\n`,
   });
   try {
     const r = await metalbench(["leak", "--json"], { cwd: ws });
     assert.equal(r.code, 5, r.stderr);
     assert.match(r.stdout + r.stderr, /RuntimeError/); // the reference ran and its error shows
-    const written = await filesUnder(ws);
+    const written = (await filesUnder(ws)).filter((f) => !f.endsWith(".env"));
     assert.ok(written.some((f) => f.includes("results")), "a results file was written");
     for (
       const text of [
