@@ -331,9 +331,15 @@ struct Device {
     return " \u2014 runner output (" + what + "): " + escaped(buf, static_cast<size_t>(n));
   }
 
+  // The step the control page names; kernel code may have rewritten it, so
+  // out of range it is the sample's one kernel, if it has only one.
   std::string running_kernel(const std::vector<std::string> *steps) const {
+    if (!steps || steps->empty()) return "?";
     unsigned i = control ? control->step.load() : ~0u;
-    return steps && i < steps->size() ? (*steps)[i] : "?";
+    if (i < steps->size()) return (*steps)[i];
+    for (const std::string &n : *steps)
+      if (n != steps->front()) return "?";
+    return steps->front();
   }
 
   // Something other than the awaited answer came: kernel code wrote to the
@@ -378,7 +384,8 @@ struct Device {
           Reader er(r.payload.data(), r.payload.size());
           int32_t st = er.get<int32_t>();
           std::string msg = er.str();
-          return fail(st == MB_OK ? MB_E_INTERNAL : st, msg + output_note());
+          if (st < MB_E_ARGUMENT || st > MB_E_DEVICE_LOST) st = MB_E_INTERNAL;
+          return fail(st, msg + output_note());
         }
         return r;
       }
@@ -444,10 +451,9 @@ struct Device {
     }
     std::string how = WIFSIGNALED(st) ? "signal " + std::to_string(WTERMSIG(st))
                                       : "exit code " + std::to_string(WEXITSTATUS(st));
-    std::string what;
-    if (steps && control) {
-      unsigned i = control->step.load();
-      if (i < steps->size()) what = " while running kernel '" + (*steps)[i] + "'";
+    std::string what, name = running_kernel(steps);
+    if (steps && name != "?") {
+      what = " while running kernel '" + name + "'";
     } else if (loading) {
       what = " while loading kernel '" + std::string(loading) + "'";
     }

@@ -582,12 +582,15 @@ struct RunTask {
 
 void run_steps(void *arg) {
   RunTask &t = *static_cast<RunTask *>(arg);
+  // A start time before busy (the bridge must never see busy with an old
+  // start), and before the step it belongs to.
+  g_control->start_ns.store(now_ns());
   g_control->busy.store(1);
   for (uint32_t b = 0; b < t.batch && t.ok; ++b)
     for (size_t i = 0; i < t.steps->size() && t.ok; ++i) {
       Step &s = (*t.steps)[i];
-      g_control->step.store(static_cast<uint32_t>(i));
       g_control->start_ns.store(now_ns());
+      g_control->step.store(static_cast<uint32_t>(i));
       g_running = s.pipeline;
       t.ok = g_exec->run(s.job, &t.err) && check_slack(s, &t.err);
       g_running = nullptr;
