@@ -582,3 +582,25 @@ class Model:
     await Deno.remove(ws, { recursive: true });
   }
 });
+
+Deno.test("a reference or input outside the readable folders is refused with the reason", async () => {
+  if (!LINUX) return;
+  await withFolders(async (s) => {
+    const elsewhere = await Deno.makeTempDir({ prefix: "mb-trust-elsewhere-" });
+    try {
+      const ref = join(elsewhere, "relu.py");
+      await Deno.writeTextFile(ref, GOOD);
+      await writeTensor(join(elsewhere, "x.bin"), [1, 2], "float32");
+      await using w = await MlxWorker.start({ python: PYTHON, readable: [s.refs, s.data] });
+      await assert.rejects(w.load("far", ref), /cannot read it \(outside the folders/);
+      await w.load("near", await s.ref("near", GOOD));
+      const x = { path: join(elsewhere, "x.bin"), dtype: "float32" as const, shape: [2] };
+      await assert.rejects(
+        w.run("near", [x], [{ path: join(s.data, "y.bin") }]),
+        /input 0: cannot read .* \(outside the folders/,
+      );
+    } finally {
+      await Deno.remove(elsewhere, { recursive: true });
+    }
+  });
+});

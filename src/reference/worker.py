@@ -372,6 +372,14 @@ def describe(e, path=""):
     return text
 
 
+def unreadable(e):
+    """Why a file could not be read, naming the sandbox when it is the reason."""
+    if isinstance(e, PermissionError) and SANDBOX.reads:
+        return "outside the folders the sandboxed MLX worker may read: start it with this " \
+               "file's folder in `readable`"
+    return e.strerror or str(e)
+
+
 def field(req, name, kind, default=None, required=True):
     if name not in req:
         if required:
@@ -422,7 +430,10 @@ def read_input(i, ref):
     if size != want:
         raise Fail("input", "input %d: %s has %d bytes; %s[%s] needs %d"
                    % (i, path, size, dtype, ",".join(map(str, shape)), want))
-    host = np.fromfile(path, dtype=np.dtype(np_dtype).newbyteorder("<")).reshape(shape)
+    try:
+        host = np.fromfile(path, dtype=np.dtype(np_dtype).newbyteorder("<")).reshape(shape)
+    except OSError as e:
+        raise Fail("input", "input %d: cannot read %s (%s)" % (i, path, unreadable(e)))
     arr = mx.array(host)
     return arr.view(view) if view is not None else arr
 
@@ -531,6 +542,10 @@ def op_load(req):
     seed = field(req, "seed", int, 0, required=False)
     if not os.path.isfile(path):
         raise Fail("load", "%s: no such file" % path, file=path)
+    try:
+        open(path, "rb").close()
+    except OSError as e:
+        raise Fail("load", "%s: cannot read it (%s)" % (path, unreadable(e)), file=path)
     t0 = time.perf_counter_ns()
     STATE["modules"] += 1
     stem = re.sub(r"\W", "_", os.path.splitext(os.path.basename(path))[0])
