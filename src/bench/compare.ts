@@ -30,8 +30,11 @@ export interface Comparison {
   maxRelError: number;
   /** Index of the first failing element, or -1. */
   firstFailure: number;
-  /** The first failing element (NaN/Inf as strings, for JSON), and the most it could have been off by. */
-  firstFailureValues?: { kernel: JsonFloat; reference: JsonFloat; bound: number };
+  /**
+   * The first failing element (NaN/Inf as strings, for JSON), and the most
+   * it could have been off by (where the reference is finite).
+   */
+  firstFailureValues?: { kernel: JsonFloat; reference: JsonFloat; bound?: number };
   /** The output's scale the bound used. */
   scale: number;
   /** The absolute part of every element's bound: stol*scale + atol (each adds rtol*|r|). */
@@ -52,6 +55,10 @@ const EXACT: Bound = { rtol: 0, stol: 0, atol: 0 };
 /** Root mean square of the finite values (0 when there are none). */
 export function rms(values: ArrayLike<number>): number {
   let sum = 0;
+  // Fast path: with no NaN or Inf in the values, the plain sum is finite.
+  for (let i = 0; i < values.length; i++) sum += values[i] * values[i];
+  if (Number.isFinite(sum)) return values.length ? Math.sqrt(sum / values.length) : 0;
+  sum = 0;
   let n = 0;
   for (let i = 0; i < values.length; i++) {
     const v = values[i];
@@ -81,6 +88,13 @@ export function toleranceFor(
     if (bytes) env[`rms_${t.name}`] = rms(decodeTensor(bytes, t.dtype));
   }
   return { ...tol, scaleValue: evaluate(tol.scale, env) };
+}
+
+/** The first failure as the record keeps it; a bound only where the reference is finite. */
+function failureValues(k: number, r: number, absTol: number, rtol: number) {
+  return Number.isFinite(r)
+    ? { kernel: jsonFloat(k), reference: r, bound: absTol + rtol * Math.abs(r) }
+    : { kernel: jsonFloat(k), reference: jsonFloat(r) };
 }
 
 export function compare(
@@ -113,12 +127,14 @@ export function compare(
       const abs = Math.abs(k - r);
       const mag = Math.abs(r);
       const bound = absTol + rtol * mag;
-      if (abs > maxAbs) maxAbs = abs;
-      if (r !== 0 && abs / mag > maxRel) maxRel = abs / mag;
       ok = abs <= bound;
-      // Finite for JSON: an exact bound (integers) missed counts as the largest ratio.
-      const ratio = abs === 0 ? 0 : bound > 0 ? abs / bound : Number.MAX_VALUE;
-      if (ratio > maxRatio) maxRatio = ratio;
+      // Divide only on a new maximum: this loop runs over every output element.
+      if (abs > maxAbs) maxAbs = abs;
+      if (abs > maxRel * mag && r !== 0) maxRel = abs / mag;
+      if (abs > maxRatio * bound) {
+        // Finite for JSON: a miss under an exact bound (integers) is the largest ratio.
+        maxRatio = bound > 0 ? abs / bound : Number.MAX_VALUE;
+      }
     } else {
       ok = Object.is(k, r) || (Number.isNaN(k) && Number.isNaN(r));
       if (!ok) nonFinite++;
@@ -134,11 +150,7 @@ export function compare(
     maxRelError: maxRel,
     firstFailure: first,
     firstFailureValues: first >= 0
-      ? {
-        kernel: jsonFloat(kernel[first]),
-        reference: jsonFloat(reference[first]),
-        bound: absTol + rtol * (Number.isFinite(reference[first]) ? Math.abs(reference[first]) : 0),
-      }
+      ? failureValues(kernel[first], reference[first], absTol, rtol)
       : undefined,
     scale,
     absTol,
