@@ -492,12 +492,12 @@ Deno.test("a reference that raises is named, its text made printable, and the wo
     const { failure, restarts } = await failureOf(
       s,
       "raises",
-      "        raise ValueError('bad\\x1b[2Kmetalbench: all correct\\x07')",
+      "        raise ValueError('bad\\x1b[2Kmetalbench: all correct\\x07\\u202e')",
     );
     assert.equal(failure.how, "raised");
     assert.match(
       failure.message,
-      /raises\.py raised ValueError: bad\?\[2Kmetalbench: all correct\?/,
+      /raises\.py raised ValueError: bad\?\[2Kmetalbench: all correct\?\?/,
     );
     // deno-lint-ignore no-control-regex
     assert.ok(!/[\x00-\x1f]/.test(failure.message), "control characters reach the terminal");

@@ -139,11 +139,16 @@ const STDERR_LINE_CHARS = 2_000;
 const STDOUT_LINE_CHARS = 16 << 20;
 const encoder = new TextEncoder();
 
-/** Text from the worker made safe for a terminal: no escapes, no line breaks. */
+/**
+ * Text from the worker made safe for a terminal: no escapes, no line breaks,
+ * no bidi overrides that would show a line other than the one printed.
+ */
 export function printable(text: string): string {
-  // deno-lint-ignore no-control-regex
-  return text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, "?");
+  return text.replace(UNPRINTABLE, "?");
 }
+// deno-lint-ignore no-control-regex
+const UNPRINTABLE =
+  /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
 
 export class MlxWorker {
   readonly #child: Deno.ChildProcess;
