@@ -606,3 +606,55 @@ Deno.test("a reference or input outside the readable folders is refused with the
     }
   });
 });
+
+// Each layer alone keeps the reference off the network, so a machine that
+// lacks one still has the others: the namespace (ENETUNREACH), Landlock's
+// TCP rules (EACCES), seccomp (no socket at all).
+for (
+  const [only, layer, error] of [
+    ["namespace", "namespace", /Network is unreachable/],
+    ["landlock", "landlock-tcp", /Permission denied/],
+    ["seccomp", "no-sockets", /Operation not permitted/],
+  ] as const
+) {
+  Deno.test(`the ${only} layer alone refuses a TCP connection to loopback`, async () => {
+    if (!LINUX) return;
+    await withFolders(async (s) => {
+      const tcp = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+      let contacts = 0;
+      const served = (async () => {
+        try {
+          for await (const c of tcp) {
+            contacts++;
+            c.close();
+          }
+        } catch { /* closed */ }
+      })();
+      try {
+        const layers = ["namespace", "landlock", "seccomp"] as const;
+        await using w = await MlxWorker.start({
+          python: PYTHON,
+          readable: [s.refs, s.data],
+          sandboxOff: layers.filter((l) => l !== only),
+        });
+        assert.deepEqual(w.hello.sandbox.network, [layer]);
+        await w.load(
+          "tcp",
+          await s.ref(
+            "tcp",
+            `import socket\nclass Model:\n    def __call__(self, x):\n        socket.create_connection(("127.0.0.1", ${tcp.addr.port}), timeout=2)\n        raise RuntimeError("CONNECTED")\n`,
+          ),
+        );
+        const x = await s.input();
+        const e = await w.run("tcp", [x], [{ path: join(s.data, "y.bin") }]).catch((e) => e);
+        assert.ok(e instanceof Error);
+        assert.doesNotMatch(e.message, /CONNECTED/);
+        assert.match(e.message, error);
+        assert.equal(contacts, 0);
+      } finally {
+        tcp.close();
+        await served;
+      }
+    });
+  });
+}

@@ -108,6 +108,8 @@ export interface StartOptions {
    * OS sandbox limits reads): the references' folders and the input files'.
    */
   readable?: readonly string[];
+  /** Sandbox layers to leave off, to test each of the others alone. */
+  sandboxOff?: readonly ("namespace" | "landlock" | "seccomp")[];
   /** The worker's working directory (default: ours); relative tensor paths resolve from it. */
   cwd?: string;
   /** Each line the worker writes to stderr (a model's print() included). */
@@ -199,7 +201,12 @@ export class MlxWorker {
     const scratch = await Deno.makeTempDir({ prefix: "metalbench-mlx-" });
     await Deno.mkdir(join(scratch, "tmp"));
     await Deno.mkdir(join(scratch, "out"));
-    const config = { scratch, readable: options.readable ?? [], limitReads };
+    const config = {
+      scratch,
+      readable: options.readable ?? [],
+      limitReads,
+      off: options.sandboxOff ?? [],
+    };
     let child: Deno.ChildProcess;
     try {
       child = new Deno.Command(python.path, {

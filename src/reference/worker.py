@@ -5,7 +5,8 @@ The TypeScript side of this protocol is src/reference/protocol.ts; keep the two
 in step (PROTOCOL below and PROTOCOL_VERSION there).
 
 Started as `python -c <this script> <config JSON>`, config
-{"scratch": folder, "readable": [folders], "limitReads": bool}. Reference
+{"scratch": folder, "readable": [folders], "limitReads": bool, "off": [layers]}
+("off": "namespace", "landlock" or "seccomp", left off to test each alone). Reference
 code is untrusted, so before anything else (before numpy and MLX start their
 threads) the worker sandboxes itself where the OS allows (Linux; see
 "sandbox" below): writes only under `scratch`; reads only Python's folders,
@@ -318,14 +319,18 @@ def apply_sandbox(config):
         return box
     try:
         libc = _libc()
-        _enter_namespaces(libc, box)  # first: it needs /proc, which Landlock then hides
+        off = config.get("off", [])  # layers left off on purpose (tests of each layer alone)
+        if "namespace" not in off:
+            _enter_namespaces(libc, box)  # first: it needs /proc, which Landlock then hides
         # Both Landlock and seccomp need no_new_privs: no setuid gains, ever.
         if libc.prctl(ctypes.c_int(38), ctypes.c_ulong(1), ctypes.c_ulong(0), ctypes.c_ulong(0),
                       ctypes.c_ulong(0)) != 0:  # PR_SET_NO_NEW_PRIVS
             box.notes.append(_failed("no_new_privs"))
             return box
-        _landlock(libc, config, box)
-        _seccomp(libc, box)  # last: it refuses unshare
+        if "landlock" not in off:
+            _landlock(libc, config, box)
+        if "seccomp" not in off:
+            _seccomp(libc, box)  # last: it refuses unshare
     except Exception as e:  # a sandbox half applied is reported, never fatal
         box.notes.append("%s: %s" % (type(e).__name__, e))
     return box
