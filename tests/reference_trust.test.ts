@@ -470,7 +470,7 @@ for (
     [
       "forges",
       "        import __main__\n        __main__.PROTO_OUT.write('{\"forged\": 1}\\n')\n        __main__.PROTO_OUT.flush()\n        time.sleep(5)",
-      /broke its worker's protocol/,
+      /broke the MLX worker's protocol/,
     ],
   ] as const
 ) {
@@ -539,7 +539,7 @@ Deno.test("CLI --all: a hanging and a crashing reference exit 5 with one line ea
     const lines = r.stderr.trim().split("\n").filter((l) => l.startsWith("metalbench: "));
     assert.deepEqual(lines, [
       "metalbench: the MLX reference references/common/a_hangs.py did not return within 2 s ('time'); its worker was stopped — fix: make it return sooner, or raise --reference-timeout",
-      "metalbench: the MLX reference references/common/b_crashes.py crashed its worker (the worker was killed by SIGSEGV) during 'time' — fix: correct the reference (the next problem gets a fresh worker)",
+      "metalbench: the MLX reference references/common/b_crashes.py crashed the MLX worker (it was killed by SIGSEGV) during 'time' — fix: correct the reference (the next problem gets a fresh worker)",
     ]);
     assert.doesNotMatch(r.stderr, /doctor/);
   } finally {

@@ -139,8 +139,8 @@ export class MlxReference implements ReferenceSide {
       );
     }
     const how = e.reason === "died"
-      ? `crashed its worker (the worker ${e.how}) during '${op}'`
-      : `broke its worker's protocol during '${op}'`;
+      ? `crashed the MLX worker (it ${e.how}) during '${op}'`
+      : `broke the MLX worker's protocol during '${op}'`;
     return new ReferenceProblemError(
       `${ref} ${how} — fix: correct the reference (the next problem gets a fresh worker)`,
       "crashed",
