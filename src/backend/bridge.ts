@@ -87,20 +87,20 @@ function pointerFrom(out: BigUint64Array, what: string): Deno.PointerObject {
  * gpu-pass-timestamps: GPU time inside the launch's compute passes, from
  * timestamps at their start and end; gpu-command-buffer: the command
  * buffer's GPU span (GPUEndTime - GPUStartTime), gaps between passes
- * included; cpu-runner: CPU time of the simulator's runner process.
+ * included; runner-cpu-time: CPU time of the simulator's runner process.
  */
-export type DeviceTimeKind = "gpu-pass-timestamps" | "gpu-command-buffer" | "cpu-runner";
+export type DeviceTimeKind = "gpu-pass-timestamps" | "gpu-command-buffer" | "runner-cpu-time";
 
 /** The kind of device time a device reports (older Metal bridges: the command buffer's span). */
 export function deviceTimeKind(info: Pick<DeviceInfo, "backend" | "device_time">): DeviceTimeKind {
-  return info.device_time ?? (info.backend === "sim" ? "cpu-runner" : "gpu-command-buffer");
+  return info.device_time ?? (info.backend === "sim" ? "runner-cpu-time" : "gpu-command-buffer");
 }
 
 export interface DeviceInfo {
   backend: "metal" | "sim";
   name: string;
   timer: "gpu-timestamps" | "cpu-monotonic";
-  /** Metal; absent from the simulator (its device time is cpu-runner). */
+  /** What device_ns measures; absent from older bridges. */
   device_time?: DeviceTimeKind;
   /** Metal layers on in this process (capture, api-validation, shader-validation). */
   layers?: string[];

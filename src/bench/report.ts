@@ -27,13 +27,13 @@ const DEVICE_TIME: Record<string, string> = {
     "GPU time inside the compute passes (timestamps at each pass's start and end)",
   "gpu-command-buffer":
     "command buffer GPU span (GPUEndTime − GPUStartTime, gaps between passes included)",
-  "cpu-runner": "CPU time of the simulator runner process",
+  "runner-cpu-time": "CPU time of the simulator runner process",
 };
 
 /** The device-time kind of a record (older records: what their backend measured then). */
 function deviceTimeOf(r: RunRecord): string {
   const kind = r.kernelTiming?.deviceTime ??
-    (r.backend === "sim" ? "cpu-runner" : "gpu-command-buffer");
+    (r.backend === "sim" ? "runner-cpu-time" : "gpu-command-buffer");
   return DEVICE_TIME[kind] ?? kind;
 }
 

@@ -108,7 +108,7 @@ export const KernelTiming = z.object({
   /**
    * What `device` measures (DeviceTimeKind): gpu-pass-timestamps (GPU time
    * inside the launch's compute passes), gpu-command-buffer (the command
-   * buffer's GPU span), cpu-runner (the simulator's CPU time). Absent in
+   * buffer's GPU span), runner-cpu-time (the simulator's CPU time). Absent in
    * older records.
    */
   deviceTime: z.string().optional(),
