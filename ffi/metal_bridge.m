@@ -2105,21 +2105,22 @@ static int32_t mb_sample(MetalBenchBridgeCommand *c,
   mb_sample_times again = {0, 0, -1};
   NSError *diagnosed = nil;
   st = mb_run_passes(c, passes, position, batch, YES, NO, &again, &diagnosed, err, err_cap);
-  if (st == MB_OK) {
+  if (st == MB_E_TIMEOUT) return st; /* the re-run hung: its message stands */
+  if (st != MB_E_EXECUTION || !diagnosed) {
     mb_note_failure(d, [kernels stringByAppendingString:@" (fault)"]);
     return mb_fail(err, err_cap, MB_E_EXECUTION,
-                   @"%@ failed on the GPU: %@ (it ran cleanly when re-run with per-encoder "
-                   @"status, so the failing dispatch is not known)",
-                   kernels, mb_error_text(failure));
+                   @"%@ failed on the GPU: %@ (%@, so the failing dispatch is not known)",
+                   kernels, mb_error_text(failure),
+                   st == MB_OK ? @"it ran cleanly when re-run with per-encoder status"
+                               : @"the re-run with per-encoder status did not start");
   }
-  if (st != MB_E_EXECUTION || !diagnosed) return st; /* a time-out: its message stands */
   mb_renew_queue(d);
   MBFailure kind = mb_failure_kind(diagnosed);
-  if (kind == MBFailureLost)
+  if (kind == MBFailureLost) /* this kernel's own fault was the last straw */
     return mb_device_lost(
         d,
-        [NSString stringWithFormat:@"Metal refused to run %@ (%@)", kernels,
-                                   mb_error_text(diagnosed)],
+        [NSString stringWithFormat:@"%@ faulted (%@), and Metal then revoked GPU access (%@)",
+                                   kernels, mb_error_text(failure), mb_error_text(diagnosed)],
         err, err_cap);
   NSString *where = mb_failing_pass(diagnosed) ?: kernels;
   mb_note_failure(d, [where stringByAppendingString:
