@@ -101,6 +101,9 @@ export async function openBackend(opts: OpenOptions): Promise<Backend> {
       shim_dir: files.shimDir,
       cache_dir: kind === "sim" ? join(cacheHome(), "sim") : undefined,
       timeout_ms: opts.timeoutMs,
+      // Metal: "command-buffer" times by the command buffer's span instead of
+      // pass timestamps (to compare the two on a Mac); unset: pass timestamps.
+      device_time: Deno.env.get("METALBENCH_DEVICE_TIME") || undefined,
     });
   } catch (e) {
     if (e instanceof BridgeError) {
