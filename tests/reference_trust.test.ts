@@ -375,10 +375,14 @@ Deno.test("an output is only read back when it is a plain file (no link out of s
     await Deno.writeTextFile(secret, TOKEN);
     await Deno.symlink(secret, join(dir, "link.bin"));
     await Deno.link(secret, join(dir, "hard.bin"));
-    await assert.rejects(readWorkerFile(join(dir, "link.bin")), /not a plain file/);
-    await assert.rejects(readWorkerFile(join(dir, "hard.bin")), /not a plain file/);
+    const size = TOKEN.length;
+    await assert.rejects(readWorkerFile(join(dir, "link.bin"), size), /not a plain file/);
+    await assert.rejects(readWorkerFile(join(dir, "hard.bin"), size), /not a plain file/);
     await Deno.writeTextFile(join(dir, "plain.bin"), "ok");
-    assert.equal(new TextDecoder().decode(await readWorkerFile(join(dir, "plain.bin"))), "ok");
+    assert.equal(new TextDecoder().decode(await readWorkerFile(join(dir, "plain.bin"), 2)), "ok");
+    // Grown after the worker wrote it (a sparse terabyte would exhaust our memory): refused.
+    await Deno.truncate(join(dir, "plain.bin"), 2 ** 40);
+    await assert.rejects(readWorkerFile(join(dir, "plain.bin"), 2), /has 1099511627776 bytes/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -22,7 +22,7 @@ import type { Dtype } from "../registry/schema.ts";
 import { join } from "node:path";
 import { readLines } from "./lines.ts";
 import { workerEnv } from "./sandbox.ts";
-import { readWorkerFile } from "./tensor_io.ts";
+import { producedBytes, readWorkerFile } from "./tensor_io.ts";
 import {
   Cold,
   Empty,
@@ -294,7 +294,8 @@ export class MlxWorker {
     for (const [i, from] of inScratch.entries()) {
       let bytes: Uint8Array<ArrayBuffer>;
       try {
-        bytes = await readWorkerFile(from);
+        const got = ran.outputs[i];
+        bytes = await readWorkerFile(from, producedBytes(got.dtype, got.shape));
       } catch (e) {
         throw new MlxError("output", `MLX run of ${problem}: output ${i}: ${(e as Error).message}`);
       }

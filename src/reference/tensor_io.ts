@@ -89,6 +89,31 @@ export function decodeTensor(data: Uint8Array, dtype: Dtype): HostArray {
 
 export const numel = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 
+/** Bytes per element of each MLX dtype the worker can report. */
+const MLX_ITEM_BYTES: Record<string, number> = {
+  bool: 1,
+  uint8: 1,
+  int8: 1,
+  uint16: 2,
+  int16: 2,
+  float16: 2,
+  bfloat16: 2,
+  uint32: 4,
+  int32: 4,
+  float32: 4,
+  uint64: 8,
+  int64: 8,
+  float64: 8,
+  complex64: 8,
+};
+
+/** The size of a tensor file the worker wrote, from its MLX dtype name and shape. */
+export function producedBytes(dtype: string, shape: readonly number[]): number {
+  const width = MLX_ITEM_BYTES[dtype];
+  if (width === undefined) throw new RangeError(`unknown MLX dtype '${dtype}'`);
+  return numel(shape) * width;
+}
+
 export async function writeTensor(path: string, values: ArrayLike<number>, dtype: Dtype) {
   await Deno.writeFile(path, encodeTensor(values, dtype));
 }
@@ -116,9 +141,13 @@ export async function readTensor(
  * runs in that worker and may write there too, so the file must be a plain
  * file, not a link to something the user can read and the worker cannot:
  * it is checked by name (lstat) and again through the open file, so swapping
- * it between the two checks is caught.
+ * it between the two checks is caught. Its size must be `size` exactly (read
+ * nothing bigger than the tensor the worker said it wrote).
  */
-export async function readWorkerFile(path: string): Promise<Uint8Array<ArrayBuffer>> {
+export async function readWorkerFile(
+  path: string,
+  size: number,
+): Promise<Uint8Array<ArrayBuffer>> {
   const named = await Deno.lstat(path);
   if (!named.isFile || named.isSymlink || (named.nlink ?? 1) !== 1) {
     throw new Error(`${path} is not a plain file the MLX worker wrote (a link or special file)`);
@@ -127,6 +156,9 @@ export async function readWorkerFile(path: string): Promise<Uint8Array<ArrayBuff
   const opened = await file.stat();
   if (opened.ino !== named.ino || opened.dev !== named.dev || !opened.isFile) {
     throw new Error(`${path} was replaced while being read`);
+  }
+  if (opened.size !== size) {
+    throw new Error(`${path} has ${opened.size} bytes; the tensor it holds has ${size}`);
   }
   const bytes = new Uint8Array(opened.size);
   let at = 0;
