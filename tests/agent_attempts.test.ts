@@ -120,6 +120,39 @@ Deno.test("a torn last line is skipped with a warning naming it; the next append
   assert.match(read.warnings[1], /line 5 does not match the attempt format/);
 });
 
+Deno.test("kill -9 of a writer mid-append: every whole line reads back and appending goes on", async () => {
+  const root = await Deno.makeTempDir();
+  const writer = await script(
+    root,
+    "big_writer.ts",
+    `import { AttemptDB } from "$SRC/agent/attempts/db.ts";
+import { attempt } from "${new URL("./_attempts.ts", import.meta.url).href}";
+const db = new AttemptDB(Deno.args[0], "relu", "sim-x86_64");
+for (let i = 0; ; i++) {
+  await db.append(await attempt({ round: 1, candidate: i, source: "x".repeat(4_000_000) }));
+}`,
+  );
+  const db = new AttemptDB(root, "relu", BUCKET);
+  const child = deno(writer, [root]);
+  while (((await Deno.stat(db.path).catch(() => null))?.size ?? 0) < 20_000_000) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  child.kill("SIGKILL");
+  await child.output();
+
+  const before = await db.read();
+  assert.ok(before.entries.length >= 4);
+  assert.deepEqual(before.entries.map((e) => e.candidate), [...before.entries.keys()]);
+  const text = await Deno.readTextFile(db.path);
+  assert.ok(before.warnings.length <= 1, before.warnings.join("\n"));
+  if (!text.endsWith("\n")) assert.match(before.warnings[0], /is torn/);
+
+  const next = await attempt({ round: 2, ms: 5 });
+  await db.append(next);
+  const after = await db.read();
+  assert.deepEqual(after.entries, [...before.entries, next]);
+});
+
 Deno.test("concurrent appends from several processes lose nothing and interleave no lines", async () => {
   const root = await Deno.makeTempDir();
   const writer = await script(

@@ -62,11 +62,13 @@ export class AttemptDB {
         create: true,
         mode: 0o644,
       });
+      const { size } = await file.stat();
       // A torn last line (crash mid-write) must not swallow this entry.
-      const bytes = (await endsMidLine(file)) ? withNewlineFirst(line) : line;
+      const bytes = (await endsMidLine(file, size)) ? withNewlineFirst(line) : line;
       let written = 0;
       while (written < bytes.length) written += await file.write(bytes.subarray(written));
       await file.syncData();
+      if (size === 0) await syncDir(dirname(this.path)); // the new file's name survives a power cut
     });
   }
 
@@ -148,16 +150,32 @@ export class AttemptDB {
       if (e instanceof Deno.errors.NotFound) return undefined;
       throw e;
     }
-    return await withLock(lockPathFor(this.path), () => Deno.readTextFile(this.path));
+    try {
+      return await withLock(lockPathFor(this.path), () => Deno.readTextFile(this.path));
+    } catch (e) {
+      // A read-only copy of a workspace can still be read (no writer can be mid-line there).
+      if (e instanceof Deno.errors.PermissionDenied || (e as { code?: string }).code === "EROFS") {
+        return await Deno.readTextFile(this.path);
+      }
+      throw e;
+    }
   }
 }
 
-async function endsMidLine(file: Deno.FsFile): Promise<boolean> {
-  const { size } = await file.stat();
+async function endsMidLine(file: Deno.FsFile, size: number): Promise<boolean> {
   if (size === 0) return false;
   await file.seek(-1, Deno.SeekMode.End);
   const last = new Uint8Array(1);
   return (await file.read(last)) === 1 && last[0] !== 0x0a;
+}
+
+async function syncDir(dir: string): Promise<void> {
+  try {
+    using d = await Deno.open(dir, { read: true });
+    await d.sync();
+  } catch {
+    // Not every platform syncs a directory; the entry itself is already on disk.
+  }
 }
 
 function withNewlineFirst(line: Uint8Array): Uint8Array {
