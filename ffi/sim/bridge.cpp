@@ -646,6 +646,7 @@ int32_t mb_device_open(const char *options, mb_device **out, char *err, uint64_t
   dev->workers = get("workers").empty() ? (hw ? hw : 1) : static_cast<unsigned>(std::stoul(get("workers")));
   if (!get("stack_kb").empty()) dev->stack_kb = static_cast<unsigned>(std::stoul(get("stack_kb")));
   if (!get("sandbox").empty()) dev->sandbox = get("sandbox") != "0";
+  dev->compiler.allow_libc = get("allow_libc") == "1"; // tests of the runner's sandbox only
   if (dev->timeout_ms == 0 || dev->workers == 0 || dev->stack_kb < 16)
     return set_err(err, err_cap, MB_E_ARGUMENT,
                    "timeout_ms and workers must be positive, stack_kb at least 16");

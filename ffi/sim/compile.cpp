@@ -2,6 +2,8 @@
 #include "compile.h"
 
 #include "../bridge.h"
+#include "diagnostics.h"
+#include "elf_check.h"
 #include "include_check.h"
 #include "kernel_ast.h"
 #include "mb_sim_abi.h"
@@ -12,23 +14,26 @@
 #include <dirent.h>
 #include <dlfcn.h>
 #include <ftw.h>
+#include <link.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <map>
 #include <mutex>
-#include <cstdlib>
 #include <regex>
+#include <set>
 
 namespace mbsim {
 
 namespace {
 
 // Bumped whenever the generated code or the flags change meaning.
-constexpr const char *kCacheVersion = "mbsim-cache-2";
+constexpr const char *kCacheVersion = "mbsim-cache-3";
 
 const char *const kFixCompiler =
     "install clang-19: sudo apt-get install clang-19 libclang-rt-19-dev "
@@ -62,7 +67,7 @@ std::string command_output(const std::vector<std::string> &argv, const std::stri
   std::string base = tmp + "/probe-" + std::to_string(getpid()) + "-" +
                      std::to_string(counter.fetch_add(1));
   std::string out = base + ".out", err = base + ".err", text;
-  ProcessResult r = run_process(argv, "", out, err, 20000);
+  ProcessResult r = run_confined(Confinement::None, {{}, tmp}, "", argv, tmp, out, err, 20000);
   bool ok = r.started && r.exit_code == 0 && read_file(out, &text);
   unlink(out.c_str());
   unlink(err.c_str());
@@ -128,6 +133,8 @@ std::vector<std::string> common_flags(const Compiler &c, const CompileRequest &r
       "-Wno-duplicate-decl-specifier", "-Wno-unknown-attributes",
       "-D__METAL_VERSION__=" + std::to_string(major * 100 + minor * 10), "-D__METAL__=1",
       "-D__HAVE_BFLOAT__=1", "-D__METALBENCH_SIM__=1"};
+  // No clang configuration files (clang 16+): only these flags count.
+  if (std::atoi(c.version.c_str()) >= 16) f.insert(f.begin() + 1, "--no-default-config");
 #if defined(__x86_64__)
   // Hardware fma and half conversions where the CPU has them (kernels run
   // on this machine; the flag is part of the cache key). Results are the
@@ -236,6 +243,67 @@ CompileResult fail(int status, std::string message, const std::string &tmp) {
   return r;
 }
 
+// What a kernel may take from the C library: the math functions and mem*
+// that the shim's code and clang's lowering call, and the compiler's
+// arithmetic helpers. Anything else (malloc, operator new, rand, write,
+// syscall, a variable of the C library) would give a kernel state across
+// launches or a way out; Metal has none of it.
+bool allowed_import(const std::string &n) {
+  static const std::set<std::string> exact = {"memcpy", "memmove", "memset", "memcmp", "bcmp",
+                                              "__stack_chk_fail", "__stack_chk_guard"};
+  if (exact.count(n)) return true;
+  static const std::set<std::string> math = {
+      "acos",  "acosh",  "asin",     "asinh",     "atan",     "atan2",      "atanh",  "cbrt",
+      "ceil",  "copysign", "cos",    "cosh",      "cospi",    "erf",        "erfc",   "exp",
+      "exp10", "exp2",   "expm1",    "fabs",      "fdim",     "floor",      "fma",    "fmax",
+      "fmin",  "fmod",   "frexp",    "hypot",     "ilogb",    "ldexp",      "lgamma", "llrint",
+      "llround", "log",  "log10",    "log1p",     "log2",     "logb",       "lrint",  "lround",
+      "modf",  "nan",    "nearbyint", "nextafter", "nexttoward", "pow",     "remainder",
+      "remquo", "rint",  "round",    "scalbln",   "scalbn",   "sin",        "sincos", "sinh",
+      "sinpi", "sqrt",   "tan",      "tanh",      "tanpi",    "tgamma",     "trunc"};
+  std::string base = n;
+  if (base.size() > 9 && base.compare(0, 2, "__") == 0 &&
+      base.compare(base.size() - 7, 7, "_finite") == 0)
+    base = base.substr(2, base.size() - 9); // __expf_finite
+  if (math.count(base)) return true;
+  if (!base.empty() && (base.back() == 'f' || base.back() == 'l') &&
+      math.count(base.substr(0, base.size() - 1)))
+    return true;
+  // libgcc / compiler-rt arithmetic: __extendhfsf2, __truncsfbf2, __powisf2, __mulsc3 ...
+  if (n.size() < 4 || n.compare(0, 2, "__") != 0) return false;
+  for (size_t i = 2; i < n.size(); ++i)
+    if (!std::islower(static_cast<unsigned char>(n[i])) && !std::isdigit(static_cast<unsigned char>(n[i])))
+      return false;
+  for (const char *h : {"extend", "trunc", "fix", "float", "powi", "mul", "div", "add", "sub", "neg",
+                        "cmp", "unord", "eq", "ne", "lt", "le", "gt", "ge", "popcount", "parity",
+                        "clz", "ctz", "ffs", "bswap", "ashl", "ashr", "lshr", "udiv", "umod", "mod"})
+    if (n.compare(2, std::strlen(h), h) == 0) return true;
+  return false;
+}
+
+std::string demangle_import(const std::string &n) {
+  if (n == "_Znwm" || n == "_Znam" || n.compare(0, 5, "_ZnwmS") == 0) return "operator new";
+  if (n.compare(0, 3, "_Zd") == 0) return "operator delete";
+  return n;
+}
+
+// A kernel.so the compile step just built: inert, with no writable state,
+// and importing only what allowed_import allows. "" or why not.
+std::string check_built(const std::string &so, const std::string &fn, bool allow_libc) {
+  std::string why;
+  if (!elf_is_inert(so, &why)) return "compiled kernel '" + fn + "' refused: " + why;
+  std::vector<std::string> imports;
+  if (!elf_imports(so, &imports, &why)) return "compiled kernel '" + fn + "' refused: " + why;
+  if (allow_libc) return ""; // tests of the runner's own sandbox
+  for (const std::string &name : imports)
+    if (!allowed_import(name))
+      return "kernel '" + fn + "' uses '" + demangle_import(name) +
+             "' from the C library; kernels have no heap, files or other state that outlives "
+             "a launch (Metal has none) — fix: use MSL built-ins and fixed-size local or "
+             "threadgroup arrays";
+  return "";
+}
+
 } // namespace
 
 // What running a compiler tells: its version, and whether compiler-rt's
@@ -246,43 +314,213 @@ struct Probe {
   bool compiler_rt = false;
 };
 
+// A compiler file's identity (path, inode, size, mtime) as a hash: memos
+// keyed by it are redone for a reinstalled or upgraded compiler.
+std::string compiler_identity(const std::string &path) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) return "";
+  Sha256 h;
+  h.field(path);
+  h.field(std::to_string(st.st_ino) + ":" + std::to_string(st.st_size) + ":" +
+          std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec));
+  return h.hex().substr(0, 16);
+}
+
+// Written whole and renamed: a concurrent reader sees the old text or the new.
+void write_memo(const std::string &path, const std::string &text) {
+  std::string part = path + "." + std::to_string(getpid()) + ".part";
+  if (write_file(part, text) && rename(part.c_str(), path.c_str()) != 0) unlink(part.c_str());
+}
+
 // Probing runs clang twice (~150 ms), so the answer is kept in the cache
-// folder under the compiler file's identity (path, inode, size, mtime): a
-// reinstalled or upgraded compiler is probed again.
+// folder under the compiler file's identity.
 Probe probe_compiler(const std::string &path, const std::string &tmp, const std::string &cache) {
   Probe p;
-  struct stat st;
-  std::string memo;
-  if (stat(path.c_str(), &st) == 0) {
-    Sha256 h;
-    h.field(path);
-    h.field(std::to_string(st.st_ino) + ":" + std::to_string(st.st_size) + ":" +
-            std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec));
-    memo = cache + "/compiler-" + h.hex().substr(0, 16);
-    std::string text;
-    char version[64] = {0};
-    int rt = 0;
-    // A memo without compiler-rt is probed again: the package may be installed since.
-    if (read_file(memo, &text) &&
-        std::sscanf(text.c_str(), "%d %63s %d", &p.major, version, &rt) == 3 && rt == 1) {
-      p.version = version;
-      p.compiler_rt = rt != 0;
-      return p;
-    }
+  std::string id = compiler_identity(path);
+  std::string memo = id.empty() ? "" : cache + "/compiler-" + id;
+  std::string text;
+  char version[64] = {0};
+  int rt = 0;
+  // A memo without compiler-rt is probed again: the package may be installed since.
+  if (!memo.empty() && read_file(memo, &text) &&
+      std::sscanf(text.c_str(), "%d %63s %d", &p.major, version, &rt) == 3 && rt == 1) {
+    p.version = version;
+    p.compiler_rt = rt != 0;
+    return p;
   }
   if (!clang_version(path, tmp, &p.major, &p.version)) return Probe{};
   std::string rt_path =
       trim(command_output({path, "-rtlib=compiler-rt", "-print-libgcc-file-name"}, tmp));
   p.compiler_rt = !rt_path.empty() && access(rt_path.c_str(), R_OK) == 0;
-  if (!memo.empty()) {
-    // Written whole and renamed: a concurrent reader sees the old answer or the new one.
-    std::string part = memo + "." + std::to_string(getpid()) + ".part";
-    std::string line = std::to_string(p.major) + " " + p.version + " " +
-                       (p.compiler_rt ? "1" : "0") + "\n";
-    if (write_file(part, line) && rename(part.c_str(), memo.c_str()) != 0) unlink(part.c_str());
-  }
+  if (!memo.empty())
+    write_memo(memo, std::to_string(p.major) + " " + p.version + " " +
+                         (p.compiler_rt ? "1" : "0") + "\n");
   return p;
 }
+
+std::string parent_dir(const std::string &p) {
+  size_t slash = p.find_last_of('/');
+  return slash == std::string::npos || slash == 0 ? "" : p.substr(0, slash);
+}
+
+// The folders of the C and C++ runtime libraries this process loaded:
+// where the compiler's own shared libraries are found too.
+int runtime_dirs(dl_phdr_info *info, size_t, void *data) {
+  std::string n = info->dlpi_name ? info->dlpi_name : "";
+  std::string base = n.substr(n.find_last_of('/') == std::string::npos ? 0 : n.find_last_of('/') + 1);
+  for (const char *lib : {"libc.so", "libm.so", "libstdc++.so", "libgcc_s.so"})
+    if (base.compare(0, std::strlen(lib), lib) == 0 && !parent_dir(n).empty())
+      static_cast<std::vector<std::string> *>(data)->push_back(parent_dir(n));
+  return 0;
+}
+
+// What the compiler reads besides the shim and its build folder, measured
+// with strace on Debian's clang-19: its own installation (binaries,
+// libLLVM, compiler-rt), the dynamic loader and its cache, the shared
+// libraries of clang and ld (the C library's folder), the linker, and the
+// C library and GCC runtime it links against (the folder GCC's files are
+// found in is listed too). Asked of the compiler once, then kept in the
+// cache folder under its identity.
+std::vector<std::string> toolchain_paths(const std::string &cxx, bool rt, const std::string &tmp,
+                                         const std::string &cache) {
+  std::string id = compiler_identity(cxx);
+  std::string memo = cache + "/toolchain-" + id, text;
+  std::vector<std::string> out;
+  if (!id.empty() && read_file(memo, &text)) {
+    size_t start = 0;
+    while (start < text.size()) {
+      size_t end = text.find('\n', start);
+      if (end == std::string::npos) end = text.size();
+      if (end > start) out.push_back(text.substr(start, end - start));
+      start = end + 1;
+    }
+    if (!out.empty()) return out;
+  }
+  auto add = [&](const std::string &p) {
+    if (!p.empty() && p[0] == '/' && access(p.c_str(), F_OK) == 0 &&
+        std::find(out.begin(), out.end(), p) == out.end())
+      out.push_back(p);
+  };
+  auto ask = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), cxx);
+    return trim(command_output(args, tmp));
+  };
+  add(cxx);
+  char *real = realpath(cxx.c_str(), nullptr);
+  std::string clang = real ? real : cxx;
+  std::free(real);
+  add(parent_dir(parent_dir(clang))); // /usr/lib/llvm-19
+  add(elf_interpreter(clang));
+  add(ask({"-print-resource-dir"}));
+  std::string ld = ask({"-print-prog-name=ld"});
+  add(ld);
+  if (char *r = realpath(ld.c_str(), nullptr)) {
+    add(elf_interpreter(r));
+    std::free(r);
+  }
+  for (const char *lib : {"libc.so", "libm.so", "libc_nonshared.a"})
+    add(parent_dir(ask({std::string("-print-file-name=") + lib})));
+  for (const char *lib : {"libgcc_s.so", "libgcc.a"}) // .../gcc/<triple>/<version>/libgcc.a
+    add(parent_dir(parent_dir(ask({std::string("-print-file-name=") + lib}))));
+  if (rt) add(parent_dir(ask({"-rtlib=compiler-rt", "-print-libgcc-file-name"})));
+  std::vector<std::string> libs;
+  dl_iterate_phdr(runtime_dirs, &libs);
+  for (const std::string &d : libs) add(d);
+  add("/etc/ld.so.cache");
+  std::string lines;
+  for (const std::string &p : out) lines += p + "\n";
+  if (!id.empty()) write_memo(memo, lines);
+  return out;
+}
+
+// Under `how`: a small library compiles and links (the shim, compiler-rt
+// and libm included), and a file next to the build folder cannot be read.
+// "" if the confinement works here, else why not.
+std::string try_sandbox(const Compiler &c, Confinement how) {
+  std::string dir = c.cache_dir + "/tmp/sandbox-XXXXXX";
+  if (!mkdtemp(&dir[0])) return "cannot create a folder in " + c.cache_dir;
+  std::string outside = dir + ".outside";
+  write_file(outside, "#error MB_PROBE_READ_OUTSIDE\n");
+  write_file(dir + "/probe.cpp", "#include <metal_stdlib>\nextern \"C\" float __mb_probe(float x) "
+                                 "{ return metal::exp(x); }\n");
+  write_file(dir + "/outside.cpp", "#include \"" + outside + "\"\n");
+  std::vector<std::string> base = {c.cxx, "-x", "c++", "-std=c++17", "-nostdinc", "-nostdinc++",
+                                   "-isystem", c.shim_dir};
+  if (std::atoi(c.version.c_str()) >= 16) base.insert(base.begin() + 1, "--no-default-config");
+  std::vector<std::string> build = base, peek = base;
+  build.insert(build.end(), {"-O2", "-fPIC", "-shared", "-nostdlib++", "-nostartfiles",
+                             "-Wl,--no-undefined", "-Wl,-z,relro", "-Wl,-z,now", "-o", "probe.so",
+                             "probe.cpp", "-lm"});
+  if (c.compiler_rt) build.push_back("-rtlib=compiler-rt");
+  peek.insert(peek.end(), {"-fsyntax-only", "outside.cpp"});
+  std::vector<std::string> read = c.toolchain;
+  read.push_back(c.shim_dir);
+  const ConfinePlan plan{read, dir};
+  std::string text, why;
+  ProcessResult r = run_confined(how, plan, c.bwrap, build, dir, dir + "/out", dir + "/err", 60000);
+  read_file(dir + "/err", &text);
+  text = trim(text);
+  if (!r.started) why = r.error;
+  else if (r.timed_out) why = "the probe compile timed out";
+  else if (r.exit_code != 0 || access((dir + "/probe.so").c_str(), R_OK) != 0)
+    why = "the probe compile failed (" + text.substr(0, text.find('\n')) + ")";
+  if (why.empty()) {
+    r = run_confined(how, plan, c.bwrap, peek, dir, dir + "/out", dir + "/err", 60000);
+    read_file(dir + "/err", &text);
+    if (!r.started) why = r.error;
+    else if (r.exit_code == 0 || text.find("MB_PROBE_READ_OUTSIDE") != std::string::npos)
+      why = "the compiler could still read a file outside its folder";
+  }
+  remove_tree(dir);
+  unlink(outside.c_str());
+  return why;
+}
+
+// The strongest confinement that works here, or the one asked for.
+bool choose_sandbox(Compiler *c, std::string *err) {
+  const char *asked = std::getenv("MB_SIM_COMPILE_SANDBOX");
+  std::string forced = asked ? asked : "";
+  Confinement want = Confinement::None;
+  if (!forced.empty() && !confinement_from_name(forced, &want)) {
+    *err = "MB_SIM_COMPILE_SANDBOX=" + forced +
+           " is not a compile sandbox; use landlock, bubblewrap, namespaces or none (or unset it)";
+    return false;
+  }
+  c->bwrap = find_on_path("bwrap");
+  std::vector<Confinement> offered = offered_confinements(c->bwrap);
+  c->sandbox_note.clear();
+  for (Confinement how : offered) {
+    if (!forced.empty() && how != want) continue;
+    std::string why;
+    if (how != Confinement::None) {
+      // Memo per compiler, toolchain, confinement and Landlock ABI.
+      Sha256 h;
+      h.field(compiler_identity(c->cxx));
+      for (const std::string &p : c->toolchain) h.field(p);
+      h.field(confinement_name(how));
+      h.field(std::to_string(landlock_abi()) + c->bwrap + c->shim_dir);
+      std::string memo = c->cache_dir + "/sandbox-" + h.hex().substr(0, 16), text;
+      if (read_file(memo, &text) && !text.empty()) {
+        why = text == "ok\n" ? "" : trim(text);
+      } else {
+        why = try_sandbox(*c, how);
+        write_memo(memo, why.empty() ? "ok\n" : why + "\n");
+      }
+    }
+    if (why.empty()) {
+      c->sandbox = how;
+      return true;
+    }
+    c->sandbox_note += std::string(c->sandbox_note.empty() ? "" : "; ") + confinement_name(how) +
+                       ": " + why;
+  }
+  *err = "MB_SIM_COMPILE_SANDBOX=" + forced + " does not work here (" +
+         (c->sandbox_note.empty() ? std::string("not available") : c->sandbox_note) +
+         "); unset it to use the strongest sandbox that works";
+  return false;
+}
+
+const char *compile_sandbox(const Compiler &c) { return confinement_name(c.sandbox); }
 
 bool setup_compiler(const std::string &requested, Compiler *out, std::string *err) {
   std::string tmp = out->cache_dir + "/tmp";
@@ -312,15 +550,22 @@ bool setup_compiler(const std::string &requested, Compiler *out, std::string *er
     });
     out->self_hash = self;
   }
-  // The compiler probe runs once per process and requested name.
+  // The compiler and its sandbox are found once per process, compiler name,
+  // shim folder and sandbox asked for.
   static std::mutex mu;
   static std::map<std::string, Compiler> found;
   std::lock_guard<std::mutex> lock(mu);
-  auto hit = found.find(requested);
+  const char *asked = std::getenv("MB_SIM_COMPILE_SANDBOX");
+  std::string key = requested + "\n" + out->shim_dir + "\n" + (asked ? asked : "");
+  auto hit = found.find(key);
   if (hit != found.end()) {
     out->cxx = hit->second.cxx;
     out->version = hit->second.version;
     out->compiler_rt = hit->second.compiler_rt;
+    out->sandbox = hit->second.sandbox;
+    out->toolchain = hit->second.toolchain;
+    out->bwrap = hit->second.bwrap;
+    out->sandbox_note = hit->second.sandbox_note;
     return true;
   }
   std::vector<std::string> names;
@@ -343,11 +588,14 @@ bool setup_compiler(const std::string &requested, Compiler *out, std::string *er
                              : "cxx=" + requested + " is not clang++ 15 or newer; " + kFixCompiler;
     return false;
   }
-  found[requested] = *out;
+  out->toolchain = toolchain_paths(out->cxx, out->compiler_rt, tmp, out->cache_dir);
+  if (!choose_sandbox(out, err)) return false;
+  found[key] = *out;
   return true;
 }
 
 CompileResult compile_kernel(const Compiler &c, const CompileRequest &req) {
+  const bool allow_libc = c.allow_libc || std::getenv("MB_SIM_TEST_ALLOW_LIBC");
   const std::string &fn = req.function;
   if (fn.empty() || fn.size() > 256 || fn.find_first_of("\"\\\n") != std::string::npos)
     return fail(MB_E_COMPILE, "'" + fn + "' is not a valid kernel function name", "");
@@ -377,6 +625,10 @@ CompileResult compile_kernel(const Compiler &c, const CompileRequest &req) {
   key.field(c.shim_hash);
   key.field(c.self_hash);
   key.field(c.compiler_rt ? "rt" : "no-rt");
+  // What the compiler could read differs by sandbox: no cached result of a
+  // weaker one serves a stronger one.
+  key.field(compile_sandbox(c));
+  key.field(allow_libc ? "libc" : "");
   key.field(fn);
   key.field(name);
   for (const UserFile &h : headers) {
@@ -402,6 +654,16 @@ CompileResult compile_kernel(const Compiler &c, const CompileRequest &req) {
       return fail(MB_E_COMPILE, "cannot write " + path, tmp);
   }
 
+  // Every clang run: confined to the toolchain, the shim and this folder.
+  std::vector<std::string> readable = c.toolchain;
+  readable.push_back(c.shim_dir);
+  const ConfinePlan plan{readable, tmp};
+  auto run_clang = [&](const std::vector<std::string> &args, const char *out, const char *errf) {
+    return run_confined(c.sandbox, plan, c.bwrap, args, tmp, tmp + "/" + out, tmp + "/" + errf,
+                        c.timeout_ms);
+  };
+  const DiagnosticScope scope{tmp, c.shim_dir};
+
   // Pass 1: check the source, and dump the AST of the user's code. Code
   // that is MSL but not C++ as written (a vector comparison assigned to a
   // boolN) fails here yet dumps its AST with the parts in question intact:
@@ -409,7 +671,7 @@ CompileResult compile_kernel(const Compiler &c, const CompileRequest &req) {
   std::vector<std::string> argv = common_flags(c, req, pre.defines);
   argv.insert(argv.end(), {"-x", "c++", "-fsyntax-only", "-ferror-limit=0", "-Xclang",
                            "-ast-dump=json", "-Xclang", "-ast-dump-filter=__mbu", name});
-  ProcessResult r = run_process(argv, tmp, tmp + "/ast.json", tmp + "/ast.err", c.timeout_ms);
+  ProcessResult r = run_clang(argv, "ast.json", "ast.err");
   res.compiler_runs++;
   std::string text, json;
   read_file(tmp + "/ast.err", &text);
@@ -418,7 +680,7 @@ CompileResult compile_kernel(const Compiler &c, const CompileRequest &req) {
     return fail(MB_E_COMPILE, "compiling kernel '" + fn + "' took longer than " +
                                   std::to_string(c.timeout_ms / 1000) + " s; stopped",
                 tmp);
-  const std::string pass1_errors = trim(text);
+  const std::string pass1_errors = trim(clean_diagnostics(text, scope));
   auto did_not_compile = [&](const std::string &msg) {
     return fail(MB_E_COMPILE, "kernel '" + fn + "' did not compile:\n" + user_paths(msg), tmp);
   };
@@ -449,11 +711,11 @@ CompileResult compile_kernel(const Compiler &c, const CompileRequest &req) {
     // Pass 1b: the edited source must compile now.
     argv = common_flags(c, req, pre.defines);
     argv.insert(argv.end(), {"-x", "c++", "-fsyntax-only", name});
-    r = run_process(argv, tmp, tmp + "/check.out", tmp + "/check.err", c.timeout_ms);
+    r = run_clang(argv, "check.out", "check.err");
     res.compiler_runs++;
     read_file(tmp + "/check.err", &text);
     if (!r.started) return fail(MB_E_UNAVAILABLE, r.error, tmp);
-    if (r.timed_out || r.exit_code != 0) return did_not_compile(trim(text));
+    if (r.timed_out || r.exit_code != 0) return did_not_compile(trim(clean_diagnostics(text, scope)));
   }
 
   // Pass 2: the edited sources plus the entry glue, as a shared object.
@@ -466,18 +728,24 @@ CompileResult compile_kernel(const Compiler &c, const CompileRequest &req) {
                "-nostartfiles",
                // misaligned loads and stores report through the runner
                "-fsanitize=alignment", "-fno-sanitize-recover=alignment",
-               "-Wl,--no-undefined", "-Wl,-z,noexecstack", "-o", "kernel.so", "__mb_entry.cpp",
+               "-Wl,--no-undefined", "-Wl,-z,noexecstack",
+               // what the loader relocates becomes read-only: writable memory
+               // is then only .data/.bss, which elf_check.h checks
+               "-Wl,-z,relro", "-Wl,-z,now", "-o", "kernel.so", "__mb_entry.cpp",
                "-lm"});
   if (c.compiler_rt) argv.push_back("-rtlib=compiler-rt");
-  r = run_process(argv, tmp, tmp + "/build.out", tmp + "/build.err", c.timeout_ms);
+  r = run_clang(argv, "build.out", "build.err");
   res.compiler_runs++;
   read_file(tmp + "/build.err", &text);
   if (!r.started) return fail(MB_E_UNAVAILABLE, r.error, tmp);
   if (r.timed_out || r.exit_code != 0)
     return fail(MB_E_COMPILE,
                 "kernel '" + fn + "' did not build" +
-                    (r.timed_out ? " within the time limit" : ":\n" + user_paths(trim(text))),
+                    (r.timed_out ? " within the time limit"
+                                 : ":\n" + user_paths(trim(clean_diagnostics(text, scope)))),
                 tmp);
+  std::string refused = check_built(tmp + "/kernel.so", fn, allow_libc);
+  if (!refused.empty()) return fail(MB_E_COMPILE, refused, tmp);
   // Two processes may build the same kernel at once: rename is atomic.
   if (rename((tmp + "/kernel.so").c_str(), res.so_path.c_str()) != 0)
     return fail(MB_E_COMPILE, "cannot store the compiled kernel in " + c.cache_dir, tmp);

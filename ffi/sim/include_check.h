@@ -1,8 +1,16 @@
 // What kernel source may include. The compiler sees only our shim and the
 // headers next to the kernel (include_dir), copied into the build folder:
-// -nostdinc keeps system headers out, and every include-like directive must
-// name a plain relative path (no absolute path, no `..`, no macro), checked
-// here before the compiler reads anything.
+// -nostdinc keeps system headers out, the compiler runs confined
+// (confine.h), and, checked here first, before the compiler reads anything:
+//  - #include names a plain relative path literally (no absolute path, no
+//    `..`, no macro), and so does __has_include(...);
+//  - #include_next, #import, #embed, __has_include_next, __has_embed,
+//    #line and GNU line markers are refused (not MSL; #line would forge the
+//    file names that messages and checks rely on);
+//  - #pragma and _Pragma("...") only from an allow-list (no `GCC
+//    dependency`, `system_header`, `clang __debug`, sections, aliases ...).
+// Spellings count as the compiler reads them: digraphs (%: for #), line
+// splices (backslash-newline), comments, raw strings.
 #pragma once
 
 #include <string>
@@ -15,9 +23,9 @@ struct UserFile {
   std::string text;
 };
 
-// "" if every #include / #include_next / #import / #embed / __has_include in
-// `text` names a plain relative path; otherwise "<label>:<line>: ..." saying
-// which one and why. The paths named are added to *paths when given.
+// "" if `text` passes the checks above; otherwise "<label>:<line>: error:
+// ..." saying which directive and why (the first one). The paths named by
+// #include and __has_include are added to *paths when given.
 std::string check_includes(const std::string &text, const std::string &label,
                            std::vector<std::string> *paths = nullptr);
 

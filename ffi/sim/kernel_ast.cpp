@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
+#include <functional>
 #include <set>
 #include <unordered_map>
 
@@ -128,6 +129,64 @@ bool pointer_like(const Json &decl) {
     else if ((c == '*' || c == '&') && angle == 0) return true;
   }
   return false;
+}
+
+// Whether an object of this type (clang's spelling) is const at its top
+// level: `const float[4]`, `float *const`, `const int &` are; `int`,
+// `const int *`, `int &` are not.
+bool const_type(std::string t) {
+  while (!t.empty() && (t.back() == ' ' || t.back() == ']')) {
+    if (t.back() == ']') t.erase(std::min(t.size() - 1, t.rfind('[')));
+    else t.pop_back();
+  }
+  // The outermost pointer or reference: what follows a pointer qualifies
+  // it; a reference is as const as what it refers to.
+  int angle = 0;
+  size_t last = std::string::npos;
+  for (size_t i = 0; i < t.size(); ++i) {
+    if (t[i] == '<') ++angle;
+    else if (t[i] == '>') --angle;
+    else if ((t[i] == '*' || t[i] == '&') && angle == 0) last = i;
+  }
+  if (last != std::string::npos && t[last] == '*') {
+    size_t stop = t.find(')', last); // void (*const)(int): up to the declarator's end
+    return t.substr(last + 1, stop == std::string::npos ? stop : stop - last - 1).find("const") !=
+           std::string::npos;
+  }
+  if (last != std::string::npos) {
+    while (last > 0 && t[last - 1] == '&') --last;
+    return const_type(t.substr(0, last));
+  }
+  std::string word;
+  for (char c : t + " ") {
+    if (c == '<') ++angle;
+    if (c == '>') --angle;
+    if (std::isalnum(static_cast<unsigned char>(c)) || c == '_') {
+      word += c;
+      continue;
+    }
+    if (word == "const" && angle == 0) return true;
+    word.clear();
+  }
+  return false;
+}
+
+bool const_object(const Json &decl) {
+  const Json *type = decl.get("type");
+  if (!type) return false;
+  std::string t = type->str("desugaredQualType");
+  return const_type(t.empty() ? type->str("qualType") : t);
+}
+
+// The identifiers in a type's spelling ("const __mbu::H<int>" -> const, __mbu, H, int).
+std::vector<std::string> type_words(const Json &node) {
+  std::vector<std::string> out;
+  std::string word;
+  for (char c : type_text(node) + " ") {
+    if (std::isalnum(static_cast<unsigned char>(c)) || c == '_') word += c;
+    else if (!word.empty()) out.push_back(word), word.clear();
+  }
+  return out;
 }
 
 // One edit, with what decides its place among edits at the same offset:
@@ -263,6 +322,144 @@ public:
       for (const Pending &p : v) edits.push_back(p.e);
       if (!edits.empty()) out_->edits[files_[f].name] = std::move(edits);
     }
+  }
+
+  // Records (by name) with a `mutable` member, directly or through a
+  // member or base: a const object of one can still change.
+  void find_mutable_records(const std::vector<Json> &decls) {
+    std::vector<std::pair<std::string, const Json *>> records;
+    std::function<void(const Json &)> collect = [&](const Json &n) {
+      std::string kind = n.str("kind");
+      if ((kind == "CXXRecordDecl" || kind == "ClassTemplateSpecializationDecl") &&
+          !n.get("isImplicit") && !n.str("name").empty())
+        records.emplace_back(n.str("name"), &n);
+      if (const Json *inner = n.get("inner"))
+        for (const Json &c : inner->items) collect(c);
+    };
+    for (const Json &d : decls) collect(d);
+    for (bool changed = true; changed;) {
+      changed = false;
+      for (const auto &[name, rec] : records) {
+        if (mutable_records_.count(name)) continue;
+        bool taint = false;
+        if (const Json *bases = rec->get("bases"))
+          for (const Json &b : bases->items)
+            for (const std::string &w : type_words(b)) taint |= mutable_records_.count(w) > 0;
+        if (const Json *inner = rec->get("inner"))
+          for (const Json &f : inner->items) {
+            if (f.str("kind") != "FieldDecl") continue;
+            if (f.get("mutable")) taint = true;
+            for (const std::string &w : type_words(f)) taint |= mutable_records_.count(w) > 0;
+          }
+        if (taint) changed = mutable_records_.insert(name).second || changed;
+      }
+    }
+  }
+
+  enum class Scope { Namespace, Record, Function };
+
+  // MSL has no mutable program-scope state: every variable with static
+  // storage (namespace scope, `static` in a function or class) must be
+  // constant, and constant-initialized (clang checks that in the build,
+  // through an attribute added here); no thread_local, no extern
+  // variables, no attributes that place or rename symbols.
+  bool program_scope(const Json &n, Scope scope, bool static_init, const std::string &fn) {
+    if (n.kind != Json::Object) return true;
+    std::string kind = n.str("kind");
+    if (kind.size() > 4 && kind.compare(kind.size() - 4, 4, "Attr") == 0) {
+      // (Constructors and destructors are left to elf_check.h, which
+      // refuses any code that would run on load, however it is written.)
+      static const std::set<std::string> placing = {
+          "AsmLabelAttr", "SectionAttr",    "CodeSegAttr",  "AliasAttr",  "WeakRefAttr",
+          "IFuncAttr",    "VisibilityAttr", "TLSModelAttr", "InitSegAttr"};
+      if (placing.count(kind) && in_user_code(n)) {
+        std::string what = kind == "AsmLabelAttr" ? "an asm label (a symbol name)"
+                                                  : "__attribute__((" + lower(kind) + "))";
+        return fail_at(n, what + " is not part of MSL; remove it");
+      }
+      return true;
+    }
+    if (kind == "CompoundLiteralExpr" && static_init && in_user_code(n))
+      return fail_at(n, "a compound literal in the initializer of a static or program-scope "
+                        "variable would be writable memory that outlives the launch; Metal "
+                        "allows only constant program-scope data — fix: declare a named "
+                        "`constant` array instead");
+    Scope inner_scope = scope;
+    std::string inner_fn = fn;
+    if (kind == "NamespaceDecl" || kind == "LinkageSpecDecl") {
+      inner_scope = Scope::Namespace;
+    } else if (kind == "CXXRecordDecl" || kind == "ClassTemplateSpecializationDecl" ||
+               kind == "ClassTemplatePartialSpecializationDecl") {
+      inner_scope = Scope::Record;
+    } else if (kind == "FunctionDecl" || kind == "CXXMethodDecl" ||
+               kind == "CXXConstructorDecl" || kind == "CXXDestructorDecl" ||
+               kind == "CXXConversionDecl") {
+      inner_scope = Scope::Function;
+      inner_fn = n.str("name");
+      static_init = false;
+    } else if ((kind == "VarDecl" || kind == "VarTemplateSpecializationDecl" ||
+                kind == "DecompositionDecl") &&
+               in_user_code(n) && !has_mark(n, MB_MARK_THREADGROUP)) {
+      std::string sc = n.str("storageClass");
+      bool tls = !n.str("tls").empty();
+      bool stat = scope != Scope::Function || sc == "static" || sc == "extern" || tls;
+      if (stat) {
+        if (!check_static_var(n, scope, fn)) return false;
+        static_init = true;
+      }
+    }
+    if (const Json *inner = n.get("inner"))
+      for (const Json &c : inner->items)
+        if (!program_scope(c, inner_scope, static_init, inner_fn)) return false;
+    return true;
+  }
+
+private:
+  static std::string lower(std::string kind) {
+    kind.resize(kind.size() - 4); // "SectionAttr" -> "section"
+    std::string out;
+    for (char c : kind) {
+      if (std::isupper(static_cast<unsigned char>(c)) && !out.empty()) out += '_';
+      out += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+    return out == "i_func" ? "ifunc" : out;
+  }
+
+  bool check_static_var(const Json &n, Scope scope, const std::string &fn) {
+    std::string name = n.str("name");
+    std::string what = scope == Scope::Function ? "static variable '" + name + "' in function '" +
+                                                      fn + "'"
+                       : scope == Scope::Record ? "static data member '" + name + "'"
+                                                : "program-scope variable '" + name + "'";
+    const char *rule = "Metal allows only constant program-scope data";
+    if (!n.str("tls").empty())
+      return fail_at(n, "thread_local variable '" + name + "' keeps state across launches; " +
+                            rule + " — fix: use a local variable in the kernel");
+    if (n.str("storageClass") == "extern" && n.str("init").empty())
+      return fail_at(n, "extern variable '" + name + "' would reach the host's memory; " + rule +
+                            " — fix: define it here as `constant` with a constant initializer");
+    if (!n.get("constexpr") && !const_object(n))
+      return fail_at(n, what + " is mutable; " + rule +
+                            " — fix: declare it `constant` with a constant initializer, or "
+                            "make it a local variable of the kernel");
+    for (const std::string &w : type_words(n))
+      if (mutable_records_.count(w))
+        return fail_at(n, what + " has `mutable` members of type '" + w + "', so it can change; " +
+                              rule + " — fix: remove `mutable` from the type's members");
+    // Constant, if its initializer is: clang refuses one computed at run
+    // time (a static local initialized from a kernel argument, say).
+    bool macro = false;
+    const Json *at = bare_of(n.get("loc"), &macro);
+    int f = at ? file_of(at) : -1;
+    if (n.str("kind") == "VarDecl" && !name.empty() && f >= 0 && !macro) {
+      Range r{f, static_cast<size_t>(at->num("offset", 0)), 0};
+      r.end = r.begin + static_cast<size_t>(at->num("tokLen", 0));
+      const std::string &t = *files_[f].text;
+      if (r.end <= t.size() && t.compare(r.begin, r.end - r.begin, name) == 0 &&
+          first_time(r, 'k'))
+        add(f, r.end, 0, " [[clang::require_constant_initialization]]", 2, 0);
+    }
+    return true;
   }
 
 private:
@@ -532,6 +729,7 @@ private:
   bool in_template_ = false;
   size_t seq_ = 0;
   std::set<std::string> done_;
+  std::set<std::string> mutable_records_;
 };
 
 } // namespace
@@ -629,6 +827,9 @@ AstResult analyze_kernel_ast(const std::string &json, const std::vector<SourceFi
   }
   for (const Json &d : decls)
     if (!an.visit(d, nullptr, false, 0)) return AstResult::Error;
+  an.find_mutable_records(decls);
+  for (const Json &d : decls)
+    if (!an.program_scope(d, Analyzer::Scope::Namespace, false, "")) return AstResult::Error;
   an.finish();
   return AstResult::Ok;
 }
