@@ -13,7 +13,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { MlxWorker } from "../src/reference/client.ts";
 import { resolvePython } from "../src/reference/python_env.ts";
-import { readWorkerFile, writeTensor } from "../src/reference/tensor_io.ts";
+import { readTensor, readWorkerFile, writeTensor } from "../src/reference/tensor_io.ts";
 import { workerEnv } from "../src/reference/sandbox.ts";
 import { MlxReference } from "../src/bench/reference_mlx.ts";
 import { ReferenceProblemError } from "../src/bench/reference_side.ts";
@@ -436,7 +436,12 @@ async function failureOf(s: Setup, name: string, body: string, timeoutMs = 60_00
     const failure = await ref.run(name, [x], [{ ...x, path: join(s.data, "y.bin"), name: "y" }])
       .then(() => assert.fail(`${name} should fail`), (e) => e);
     assert.ok(failure instanceof ReferenceProblemError, String(failure));
-    // The next problem runs, in a worker started afresh when the last one died.
+    if (failure.how === "raised") {
+      // That worker lives on: the same problem runs again in it.
+      await ref.run(name, [x], [{ ...x, path: join(s.data, "y.bin"), name: "y" }]).catch(() => {});
+      assert.equal(ref.restarts, 0);
+    }
+    // The next problem runs, in a worker of its own.
     await ref.load("good", good, {});
     await ref.run("good", [x], [{ ...x, path: join(s.data, "g.bin"), name: "y" }]);
     return { failure, restarts: ref.restarts, path };
@@ -505,7 +510,52 @@ Deno.test("a reference that raises is named, its text made printable, and the wo
     );
     // deno-lint-ignore no-control-regex
     assert.ok(!/[\x00-\x1f]/.test(failure.message), "control characters reach the terminal");
-    assert.equal(restarts, 0);
+    assert.equal(restarts, 1);
+  });
+});
+
+Deno.test("a reference cannot reach the problems after it: patched MLX, clock, a thread on scratch", async () => {
+  await withFolders(async (s) => {
+    const poison = await s.ref(
+      "poison",
+      `
+import os, threading, time, tempfile
+import mlx.core as mx
+OUT = os.path.join(os.path.dirname(tempfile.gettempdir()), "out")
+def spoil():
+    while True:
+        for name in os.listdir(OUT):
+            try:
+                with open(os.path.join(OUT, name), "r+b") as f:
+                    f.write(b"\\0" * 16)
+            except OSError:
+                pass
+        time.sleep(0.0005)
+class Model:
+    def __call__(self, x):
+        mx.maximum = lambda a, b: mx.zeros_like(a)
+        time.perf_counter_ns = lambda: 0
+        threading.Thread(target=spoil, daemon=True).start()
+        return x
+`,
+    );
+    const good = await s.ref("good", GOOD);
+    const ref = await MlxReference.start({ python: PYTHON, readable: [s.refs, s.data] });
+    try {
+      const x = await s.input();
+      const out = (n: string) => [{ ...x, path: join(s.data, `${n}.bin`), name: "y" }];
+      await ref.load("poison", poison, {});
+      await ref.run("poison", [x], out("p"));
+      await ref.load("good", good, {});
+      for (let i = 0; i < 5; i++) {
+        await ref.run("good", [x], out("g"));
+        assert.deepEqual([...await readTensor(join(s.data, "g.bin"), "float32")], [1, 2, 3, 4]);
+      }
+      const t = await ref.time("good", [x], { mode: "batched", batch: 4, warmup: 1, samples: 5 });
+      assert.ok(t.samplesNs.every((ns) => ns > 0), "the clock was patched");
+    } finally {
+      await ref.close();
+    }
   });
 });
 

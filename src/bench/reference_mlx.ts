@@ -6,6 +6,11 @@
  * records it and goes on; a worker that died is replaced by a fresh one
  * when the next problem loads. Only a worker that cannot start at all
  * (Python/MLX missing) ends the session.
+ *
+ * Each problem gets a worker of its own (about 0.1 s to start): reference
+ * code is untrusted, and in a shared worker one reference could leave a
+ * thread behind or patch MLX or the clock, and so change the outputs or the
+ * times of the problems after it.
  */
 import { isAbsolute, relative } from "node:path";
 import {
@@ -63,8 +68,10 @@ function clause(e: MlxError, op: string, problem: string, file: string): string 
 
 export class MlxReference implements ReferenceSide {
   #worker: MlxWorker;
+  /** The worker died, or reference code has run in it: the next problem needs a fresh one. */
   #dead = false;
-  /** Workers started after one died (for tests and reports). */
+  #used = false;
+  /** Workers started after the first (for tests and reports). */
   restarts = 0;
   readonly #paths = new Map<string, string>();
 
@@ -97,19 +104,20 @@ export class MlxReference implements ReferenceSide {
     return (this.options.timeoutMs ?? DEFAULT_REFERENCE_TIMEOUT_S * 1000) / 1000;
   }
 
-  /** The worker, started afresh when the last one died with a reference. */
-  async #live(): Promise<MlxWorker> {
-    if (this.#dead) {
-      await this.#worker.close({ now: true });
+  /** The worker, started afresh when the last one died or ran another reference. */
+  async #live(fresh = false): Promise<MlxWorker> {
+    if (this.#dead || (fresh && this.#used)) {
+      await this.#worker.close({ now: true }); // nothing in it is worth a graceful exit
       this.#worker = await MlxWorker.start(MlxReference.#startOptions(this.options));
-      this.#dead = false;
+      this.#dead = this.#used = false;
       this.restarts++;
     }
     return this.#worker;
   }
 
   async #call<T>(op: string, problem: string, fn: (w: MlxWorker) => Promise<T>): Promise<T> {
-    const worker = await this.#live();
+    const worker = await this.#live(op === "load");
+    this.#used = true;
     try {
       return await fn(worker);
     } catch (e) {
