@@ -2,21 +2,18 @@
  * `metalbench <kernel...>`: pick the problems, open the backend and the MLX
  * worker once, run the session, print reports (or JSON) and the summary.
  */
-import { dirname, join } from "node:path";
+import { dirname } from "node:path";
 import { closest } from "fastest-levenshtein";
-import { type Backend, type BackendKind, defaultBackend, openBackend } from "../backend/select.ts";
+import { type BackendKind, defaultBackend } from "../backend/select.ts";
 import { loadRegistry, type Problem, problemsInOrder } from "../registry/load.ts";
 import { chooseWorkspace } from "../registry/workspace.ts";
-import { DEFAULT_REFERENCE_TIMEOUT_S, MlxReference } from "../bench/reference_mlx.ts";
-import { ReferenceCache } from "../bench/reference_cache.ts";
+import { clockOf, Harness, RUN_DEFAULTS } from "../bench/harness.ts";
 import { DeviceLostError, runSession, summarizeRuns, type Summary } from "../bench/session_run.ts";
-import type { BenchContext, RunMode } from "../bench/run.ts";
+import type { RunMode } from "../bench/run.ts";
 import { freshSeed } from "../bench/inputs.ts";
 import { renderReport, renderTable } from "../bench/report.ts";
-import { withLock } from "../store/files.ts";
 import { readSession } from "../store/session.ts";
-import type { Clock, RunRecord, Target } from "../store/schema.ts";
-import { cacheHome } from "../util/paths.ts";
+import type { RunRecord, Target } from "../store/schema.ts";
 import { CliError, EXIT } from "./exit_codes.ts";
 import type { ProblemSet } from "../registry/schema.ts";
 
@@ -48,15 +45,6 @@ export interface BenchFlags {
   workspace?: string;
 }
 
-/** Defaults per backend: the simulator is a CPU, so it runs the small size, fewer times. */
-const DEFAULTS = {
-  metal: { size: "bench", warmup: 10, iters: 100, batch: 10 },
-  sim: { size: "test", warmup: 2, iters: 20, batch: 5 },
-} as const;
-
-/** The machine-wide lock that keeps two runs from timing at once. */
-export const TIMING_LOCK = Deno.env.get("METALBENCH_TIMING_LOCK") ?? "/tmp/metalbench-timing.lock";
-
 function selectProblems(all: Problem[], names: string[], flags: BenchFlags): Problem[] {
   if (flags.all) return all;
   if (flags.set) return all.filter((p) => p.set === flags.set);
@@ -80,37 +68,6 @@ function selectProblems(all: Problem[], names: string[], flags: BenchFlags): Pro
       EXIT.USAGE,
     );
   });
-}
-
-function clockOf(flags: BenchFlags, batch: number, backend: BackendKind | null): Clock {
-  if (backend === null) {
-    return flags.clock === "per-launch"
-      ? {
-        mode: "per-launch",
-        batch: 1,
-        description: "per-launch wall: one call + mx.eval per sample",
-      }
-      : {
-        mode: "batched",
-        batch,
-        description: `batched wall: ${batch} calls then one mx.eval, ÷${batch}`,
-      };
-  }
-  const side = backend === "sim" ? "simulator run (CPU)" : "command buffer";
-  if (flags.clock === "per-launch") {
-    return {
-      mode: "per-launch",
-      batch: 1,
-      description:
-        `per-launch wall: one launch then one wait, both sides (kernel: ${side}; MLX: call + mx.eval)`,
-    };
-  }
-  return {
-    mode: "batched",
-    batch,
-    description:
-      `batched wall: ${batch} launches then one wait, ÷${batch}, both sides (kernel: ${side}; MLX: ${batch} calls + one mx.eval)`,
-  };
 }
 
 const stderrWrite = (text: string) => Deno.stderr.writeSync(new TextEncoder().encode(text));
@@ -176,20 +133,15 @@ export async function benchCommand(names: string[], flags: BenchFlags): Promise<
     );
   }
   const kind = flags.backend ?? defaultBackend();
-  const d = DEFAULTS[kind];
+  const d = RUN_DEFAULTS[kind];
   const batch = flags.batch ?? d.batch;
   // Refuse a corrupt session.json before spending any time on benchmarks.
   if (flags.session && mode !== "mlx") await readSession(workspace.sessionPath);
 
-  let backend: Backend | null = null;
-  let reference: MlxReference | null = null;
-  const workDir = await Deno.makeTempDir({ prefix: "metalbench-" });
+  let harness: Harness | null = null;
   const cleanup = async (now = false) => {
-    backend?.close();
-    backend = null;
-    await reference?.close(now).catch(() => {});
-    reference = null;
-    await Deno.remove(workDir, { recursive: true }).catch(() => {});
+    await harness?.close(now);
+    harness = null;
   };
   // Ctrl-C: stop at the next step, letting a kernel call in progress return
   // first (unloading a bridge under a running call would crash), but wait no
@@ -199,30 +151,21 @@ export async function benchCommand(names: string[], flags: BenchFlags): Promise<
     if (interrupt.signal.aborted) Deno.exit(EXIT.INTERRUPTED);
     interrupt.abort();
     console.error("\nmetalbench: interrupted; stopping (Ctrl-C again to quit at once)");
-    if (backend) {
-      await Promise.race([backend.bridge.idle(), new Promise((r) => setTimeout(r, 2000))]);
-    }
+    if (harness) await Promise.race([harness.idle(), new Promise((r) => setTimeout(r, 2000))]);
     await cleanup(true);
     Deno.exit(EXIT.INTERRUPTED);
   };
   Deno.addSignalListener("SIGINT", onSigint);
   try {
-    if (mode !== "mlx") backend = await openBackend({ kind, timeoutMs: flags.timeout });
-    if (mode !== "metal") {
-      // The worker may read the references and the input files, and write only its own scratch.
-      reference = await MlxReference.start({
-        timeoutMs: (flags.referenceTimeout ?? DEFAULT_REFERENCE_TIMEOUT_S) * 1000,
-        readable: [workDir, ...new Set(problems.map((p) => dirname(p.referencePath)))],
-      });
-    }
-    const ctx: BenchContext = {
-      backend,
-      reference,
-      referenceCache: new ReferenceCache(join(cacheHome(), "reference")),
-      workDir,
-      withTimingLock: (fn) => withLock(TIMING_LOCK, fn),
+    harness = await Harness.open({
+      mode,
+      backend: kind,
+      timeoutMs: flags.timeout,
+      referenceTimeoutS: flags.referenceTimeout,
+      referenceDirs: problems.map((p) => dirname(p.referencePath)),
       signal: interrupt.signal,
-    };
+    });
+    const ctx = harness.ctx;
     const many = problems.length > 1;
     const unsaved: string[] = [];
     const records = await runSession(ctx, workspace, problems, {
@@ -234,7 +177,7 @@ export async function benchCommand(names: string[], flags: BenchFlags): Promise<
       timeBudgetS: flags.timeBudget,
       warmup: flags.warmup ?? d.warmup,
       iters: flags.iters ?? d.iters,
-      clock: clockOf(flags, batch, mode === "mlx" ? null : kind),
+      clock: clockOf(flags.clock, batch, mode === "mlx" ? null : kind),
       coldStart: flags.coldStart ?? false,
       target: flags.target,
       variant: flags.variant,
