@@ -19,6 +19,7 @@ import {
   benchmarkSources,
   type BenchOptions,
   type BenchOutcome,
+  DeviceLostError,
   type RunMode,
 } from "./run.ts";
 
@@ -116,13 +117,19 @@ export class Harness {
     return this.backendHandle;
   }
 
-  /** Benchmark sources of one problem in one run (see benchmarkSources). */
-  benchmark(
+  /**
+   * Benchmark sources of one problem in one run (see benchmarkSources).
+   * Throws DeviceLostError when the GPU is gone for this process.
+   */
+  async benchmark(
     problem: Problem,
     sources: (() => KernelSource)[],
     opts: BenchOptions,
   ): Promise<BenchOutcome[]> {
-    return benchmarkSources(this.ctx, problem, sources, opts);
+    const outcomes = await benchmarkSources(this.ctx, problem, sources, opts);
+    const lost = outcomes.find((o) => o.record.error?.kind === "device_lost");
+    if (lost) throw new DeviceLostError(lost.record.error!.message, problem.name, [problem.name]);
+    return outcomes;
   }
 
   /** Resolves when no kernel call is executing (a call in flight must return before closing). */

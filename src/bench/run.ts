@@ -18,6 +18,7 @@ import { join } from "node:path";
 import { totalmem } from "node:os";
 import { BridgeError } from "../backend/bridge.ts";
 import type { Backend } from "../backend/select.ts";
+import { deviceTimeKind } from "../backend/bridge.ts";
 import { type KernelSource, type Problem, resolveKernelSource, sized } from "../registry/load.ts";
 import type { ResolvedTensor, SizedProblem, SizeName } from "../registry/problem.ts";
 import type {
@@ -102,6 +103,31 @@ export interface BenchOutcome {
 }
 
 export const DEFAULT_TIME_BUDGET_S = 120;
+
+/**
+ * The GPU is gone for this process (Metal revoked its access after GPU
+ * faults or time-outs): nothing more can be measured, so the session stops
+ * rather than record every later kernel as faulting. The kernel that met it
+ * is not recorded: the bridge's message names the failures that caused it.
+ */
+export class DeviceLostError extends Error {
+  override name = "DeviceLostError";
+  constructor(message: string, readonly kernel: string, readonly notRun: string[]) {
+    super(message);
+  }
+}
+
+/**
+ * What the record says about how the kernel was measured, beyond what the
+ * benchmark fills in: fast math on or off, the kind of device time, and
+ * Metal layers that were on while timing.
+ */
+function describeMeasurement(record: RunRecord, problem: Problem, backend: Backend | null) {
+  if (record.mode === "mlx" || !backend) return;
+  record.settings.fastMath = problem.entry.fastMath;
+  if (record.kernelTiming) record.kernelTiming.deviceTime = deviceTimeKind(backend.info);
+  if (backend.info.layers?.length) record.device.layers = [...backend.info.layers];
+}
 
 const sameBytes = (a: Uint8Array, b: Uint8Array) =>
   a.length === b.length && a.every((v, i) => v === b[i]);
@@ -753,10 +779,9 @@ export async function benchmarkSources(
 
   const out: BenchOutcome[] = [];
   for (const st of states) {
-    out.push({
-      record: await makeRecord(ctx, problem, sp, opts, st),
-      sourceText: st.source?.text ?? null,
-    });
+    const record = await makeRecord(ctx, problem, sp, opts, st);
+    describeMeasurement(record, problem, backend);
+    out.push({ record, sourceText: st.source?.text ?? null });
   }
   return out;
 }

@@ -3,15 +3,15 @@
  * one MLX worker (a `--all` run pays Python start-up and MLX import once),
  * each result stored as it completes, and a summary at the end.
  */
-import { deviceTimeKind } from "../backend/bridge.ts";
-import type { Backend } from "../backend/select.ts";
 import type { Problem } from "../registry/load.ts";
 import type { Workspace } from "../registry/workspace.ts";
 import { appendRun, ResultsFileError } from "../store/results.ts";
 import { describeUpdate, offerRun } from "../store/session.ts";
 import { writeSessionDocs } from "../store/markdown.ts";
 import type { RunRecord } from "../store/schema.ts";
-import { type BenchContext, benchmark, type BenchOptions } from "./run.ts";
+import { type BenchContext, benchmark, type BenchOptions, DeviceLostError } from "./run.ts";
+
+export { DeviceLostError };
 import { fastP } from "./scores.ts";
 import { geomean } from "./stats.ts";
 
@@ -22,35 +22,10 @@ export interface SessionOptions extends BenchOptions {
   fastMath?: boolean;
 }
 
-/**
- * The GPU is gone for this process (Metal revoked its access after GPU
- * faults or time-outs): nothing more can be measured, so the session stops
- * rather than record every later kernel as faulting. The kernel that met it
- * is not recorded: the bridge's message names the failures that caused it.
- */
-export class DeviceLostError extends Error {
-  override name = "DeviceLostError";
-  constructor(message: string, readonly kernel: string, readonly notRun: string[]) {
-    super(message);
-  }
-}
-
 /** The problem as this session compiles it: --fast-math turns its fast math on. */
 function asCompiled(problem: Problem, opts: SessionOptions): Problem {
   if (!opts.fastMath || problem.entry.fastMath) return problem;
   return { ...problem, entry: { ...problem.entry, fastMath: true } };
-}
-
-/**
- * What the record says about how the kernel was measured, beyond what the
- * benchmark fills in: fast math on or off, the kind of device time, and
- * Metal layers that were on while timing.
- */
-export function describeMeasurement(record: RunRecord, problem: Problem, backend: Backend | null) {
-  if (record.mode === "mlx" || !backend) return;
-  record.settings.fastMath = problem.entry.fastMath;
-  if (record.kernelTiming) record.kernelTiming.deviceTime = deviceTimeKind(backend.info);
-  if (backend.info.layers?.length) record.device.layers = [...backend.info.layers];
 }
 
 /** Why a run does not enter session.json although it may be the best, or null. */
@@ -154,7 +129,6 @@ export async function runSession(
         problems.slice(i).map((p) => p.name),
       );
     }
-    describeMeasurement(record, problem, ctx.backend);
     records.push(record);
     events.onResult?.(record, i, problems.length, performance.now() - started);
     if (opts.save && record.mode !== "mlx") {
