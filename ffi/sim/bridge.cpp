@@ -383,9 +383,11 @@ struct Device {
         if (h.type == mbipc::ERROR) {
           Reader er(r.payload.data(), r.payload.size());
           int32_t st = er.get<int32_t>();
+          // Kernel code chooses parts of it (a barrier's file name): one
+          // line, no terminal controls.
           std::string msg = er.str();
           if (st < MB_E_ARGUMENT || st > MB_E_DEVICE_LOST) st = MB_E_INTERNAL;
-          return fail(st, msg + output_note());
+          return fail(st, escaped(msg.data(), msg.size()) + output_note());
         }
         return r;
       }
@@ -557,7 +559,8 @@ struct PipelineCore {
       p.kind = rd.get<uint16_t>();
       p.index = rd.get<uint16_t>();
       p.min_bytes = rd.get<uint32_t>();
-      p.name = rd.str();
+      std::string name = rd.str();
+      p.name = escaped(name.data(), name.size());
       params.push_back(p);
     }
     generation = dev->generation;

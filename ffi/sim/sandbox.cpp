@@ -101,7 +101,7 @@ const Named kNames[] = {
     {SYS_sendfile, "sendfile"},   {SYS_copy_file_range, "copy_file_range"},
     {SYS_ftruncate, "ftruncate"}, {SYS_fallocate, "fallocate"}, {SYS_io_uring_setup, "io_uring_setup"},
     {SYS_close_range, "close_range"}, {SYS_pidfd_getfd, "pidfd_getfd"}, {SYS_sigaltstack, "sigaltstack"},
-    {SYS_getrandom, "getrandom"}, {SYS_ppoll, "ppoll"},
+    {SYS_getrandom, "getrandom"}, {SYS_ppoll, "ppoll"},         {SYS_getppid, "getppid"},
 #ifdef SYS_dup2
     {SYS_dup2, "dup2"},
 #endif
