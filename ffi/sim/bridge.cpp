@@ -1061,11 +1061,13 @@ int32_t mb_command_run(mb_command *cmd, uint32_t samples, uint32_t batch, double
   uint64_t cpu_prev = 0;
   if (samples > 0 && !d.runner_cpu_ns(&cpu_prev))
     return set_err(err, err_cap, MB_E_INTERNAL, "simulator: cannot read the runner's CPU clock");
+  // Nothing may wait on the channel (kernel code writing after an earlier
+  // answer); within the run, a stray frame fails the next answer's check.
+  int32_t st;
+  std::string quiet = d.quiet_channel(nullptr, &st);
+  if (!quiet.empty()) return set_err(err, err_cap, st, quiet);
   for (uint32_t i = 0; i < samples; ++i) {
     if (launches > 1 && i > 0) w = sample_request(i, &names, &dispatches);
-    int32_t st;
-    std::string quiet = d.quiet_channel(i > 0 ? &names : nullptr, &st);
-    if (!quiet.empty()) return set_err(err, err_cap, st, quiet);
     const uint64_t nonce = mbipc::fresh_nonce();
     w.set<uint64_t>(0, nonce);
     uint64_t t0 = now_ns();
@@ -1085,8 +1087,7 @@ int32_t mb_command_run(mb_command *cmd, uint32_t samples, uint32_t batch, double
     device_ns[i] = static_cast<double>(cpu - cpu_prev) / batch;
     cpu_prev = cpu;
   }
-  int32_t st;
-  std::string quiet = d.quiet_channel(&names, &st);
+  quiet = d.quiet_channel(&names, &st);
   if (!quiet.empty()) return set_err(err, err_cap, st, quiet);
   return MB_OK;
 }
