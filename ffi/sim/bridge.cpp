@@ -5,6 +5,9 @@
 // memfds mapped in both processes. Kernel code never runs in this process:
 // a fault or an endless loop ends the runner, never the host; the next call
 // starts a new runner and re-sends the buffers and pipelines it needs.
+// Nothing the runner says decides a time or extends a time limit (ipc.h):
+// times come from this process's clock and the runner's CPU clock, answers
+// must echo a fresh nonce, and anything else on the channel stops the runner.
 #pragma GCC visibility push(default)
 #include "../bridge.h"
 #pragma GCC visibility pop
