@@ -57,6 +57,8 @@ export interface ScriptedReply {
   hang?: boolean;
   /** Send the headers and part of the body, then nothing more. */
   stall?: boolean;
+  /** Send the headers and part of the body, then end it (a connection cut short). */
+  cut?: boolean;
 }
 
 export interface Recorded {
@@ -202,11 +204,12 @@ function answer(rec: Recorded, reply: ScriptedReply, gone: Promise<void>): Respo
       (rec.api === "anthropic" ? anthropicMessage : openAiCompletion)(text, usage, model, reply),
     )];
   headers.set("content-type", rec.stream ? "text/event-stream" : "application/json");
-  if (!reply.stall) return new Response(parts.join(""), { status: 200, headers });
-  // Stalled: half of the parts (half of a plain body's characters), then silence.
+  if (!reply.stall && !reply.cut) return new Response(parts.join(""), { status: 200, headers });
+  // Half of the parts (half of a plain body's characters), then the end, or silence.
   const first = parts.length > 1
     ? parts.slice(0, Math.ceil(parts.length / 2)).join("")
     : parts[0].slice(0, Math.floor(parts[0].length / 2));
+  if (reply.cut) return new Response(first, { status: 200, headers });
   const body = new ReadableStream<Uint8Array>({
     async start(controller) {
       controller.enqueue(enc.encode(first));

@@ -256,14 +256,28 @@ for (const provider of ["openai", "anthropic"] as const) {
     });
   }
 
-  Deno.test(`${provider}: the caller's abort ends a hanging call with the abort's reason`, async () => {
-    await withStub([{ hang: true }], async (stub) => {
-      const ac = new AbortController();
-      const reason = new Error("stopped by the loop");
-      setTimeout(() => ac.abort(reason), 200);
-      const t0 = performance.now();
-      await assert.rejects(open(stub, provider).complete({ ...REQ, signal: ac.signal }), reason);
-      assert.ok(performance.now() - t0 < 3000);
+  Deno.test(`${provider}: a reply cut short is kind bad-reply, never half a reply`, async () => {
+    const cut = { text: "```metal\nkernel void f(device float* x) { x[0] = 1; }\n```", cut: true };
+    await withStub([cut, cut], async (stub) => {
+      for (const stream of ["always", "never"] as const) {
+        const e = await failure(open(stub, provider, { stream }).complete(REQ));
+        assert.equal(e.kind, "bad-reply", e.message);
+        assertOneLine(e);
+      }
+    });
+  });
+
+  Deno.test(`${provider}: the caller's abort ends a call with the abort's reason, before or mid-stream`, async () => {
+    await withStub([{ hang: true }, { text: "x".repeat(200), stall: true }], async (stub) => {
+      for (const stream of ["never", "always"] as const) {
+        const ac = new AbortController();
+        const reason = new Error("stopped by the loop");
+        setTimeout(() => ac.abort(reason), 200);
+        const t0 = performance.now();
+        const p = open(stub, provider, { stream });
+        await assert.rejects(p.complete({ ...REQ, signal: ac.signal }), reason);
+        assert.ok(performance.now() - t0 < 3000);
+      }
     });
   });
 }
@@ -429,6 +443,24 @@ for (const provider of ["openai", "anthropic"] as const) {
     });
   }
 }
+
+Deno.test("a redirect is not followed: the key does not go to where it points", async () => {
+  const elsewhere = startLlmStub(() => "the key came here");
+  try {
+    await withStub([], async (stub) => {
+      for (const provider of ["openai", "anthropic"] as const) {
+        const path = provider === "openai" ? "/v1/chat/completions" : "/v1/messages";
+        stub.push({ status: 307, headers: { location: `${elsewhere.url}${path}` }, body: "" });
+        const e = await failure(open(stub, provider).complete(REQ));
+        assert.equal(e.kind, "config");
+        assert.equal(e.status, 307);
+      }
+    });
+    assert.equal(elsewhere.requests.length, 0);
+  } finally {
+    await elsewhere.close();
+  }
+});
 
 Deno.test("the provider object holds no key a log could print", async () => {
   await withStub([], (stub) => {

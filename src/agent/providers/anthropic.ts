@@ -13,7 +13,7 @@
 import Anthropic from "@anthropic-ai/sdk";
 import { ProviderError } from "./errors.ts";
 import { type CallTrace, guardedFetch, type HttpKey, sdkFailure, sdkLogger } from "./http.ts";
-import { finishReply, usageOr } from "./reply.ts";
+import { finishReply, streamCut, usageOr } from "./reply.ts";
 import {
   type ChatProvider,
   type ChatReply,
@@ -71,6 +71,7 @@ export function anthropicProvider(
       let model = opts.model;
       let input: number | undefined;
       let output: number | undefined;
+      let stopped = false;
       if (stream) {
         const events = await sdk.messages.create({ ...base, stream: true }, {
           signal: req.signal,
@@ -86,6 +87,8 @@ export function anthropicProvider(
             finishReason = ev.delta.stop_reason ?? finishReason;
             input = inputTokens(ev.usage) ?? input;
             output = ev.usage?.output_tokens ?? output;
+          } else if (ev.type === "message_stop") {
+            stopped = true;
           }
         }
       } else {
@@ -96,6 +99,9 @@ export function anthropicProvider(
         output = done.usage?.output_tokens;
         if (done.model) model = done.model;
       }
+      // An SDK stream ends quietly when aborted or cut: a part must not pass for a whole reply.
+      req.signal?.throwIfAborted();
+      if (stream && !stopped) throw streamCut("anthropic", req, text);
       return finishReply({
         text,
         usage: usageOr(input, output, req, text),

@@ -4,6 +4,9 @@
  * silent, a logger that redacts, and the one mapping from an SDK failure to
  * a ProviderError.
  *
+ * Redirects are not followed (the key's header would go along to another
+ * host); a 3xx is an error of kind "config".
+ *
  * Timeouts: the SDKs time an attempt only until the reply's headers arrive;
  * a body (a stream above all) could then stall forever. The guarded fetch
  * fails a body read that waits longer than the same timeout.
@@ -33,7 +36,8 @@ export interface CallTrace {
 export function guardedFetch(idleMs: number, trace: CallTrace): typeof fetch {
   return async (input, init) => {
     trace.attempts++;
-    const res = await fetch(input, init);
+    // Never follow a redirect: it would carry the key's header to wherever it points.
+    const res = await fetch(input, { ...init, redirect: "manual" });
     if (!res.body) return res;
     const guarded = new Response(withIdleTimeout(res.body, idleMs, trace), {
       status: res.status,
@@ -238,6 +242,7 @@ function statusKind(status: number): ProviderErrorKind {
   if (status === 429) return "rate-limit";
   if (status === 408) return "timeout";
   if (status === 409 || status >= 500) return "server";
+  // 3xx (a redirect not followed) and other 4xx: the request or its URL is wrong.
   return "config";
 }
 

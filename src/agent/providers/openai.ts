@@ -15,7 +15,7 @@
 import OpenAI from "openai";
 import { ProviderError } from "./errors.ts";
 import { type CallTrace, guardedFetch, type HttpKey, sdkFailure, sdkLogger } from "./http.ts";
-import { finishReply, usageOr } from "./reply.ts";
+import { finishReply, streamCut, usageOr } from "./reply.ts";
 import {
   type ChatProvider,
   type ChatReply,
@@ -87,6 +87,9 @@ export function openAiProvider(
         counts = done.usage;
         if (done.model) model = done.model;
       }
+      // An SDK stream ends quietly when aborted or cut: a part must not pass for a whole reply.
+      req.signal?.throwIfAborted();
+      if (stream && finishReason === undefined) throw streamCut(name, req, text);
       return finishReply({
         text,
         usage: usageOr(counts?.prompt_tokens, counts?.completion_tokens, req, text),

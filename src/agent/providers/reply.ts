@@ -1,6 +1,6 @@
 /** The last step every provider shares: a reply with text, or a "bad-reply" that still counts its tokens. */
 import { ProviderError } from "./errors.ts";
-import type { ChatReply, ChatRequest, Usage } from "./types.ts";
+import type { ChatReply, ChatRequest, ProviderName, Usage } from "./types.ts";
 
 /** A token count from characters, for servers that report none: about 4 characters a token. */
 export function estimateTokens(text: string): number {
@@ -47,4 +47,13 @@ export function usageOr(
     outputTokens: estimateTokens(text),
     estimated: true,
   };
+}
+
+/** A stream that ended before the server said the reply was done. */
+export function streamCut(provider: ProviderName, req: ChatRequest, text: string): ProviderError {
+  return new ProviderError(
+    "bad-reply",
+    `${provider} (${req.purpose}): the reply's stream ended before the reply did — fix: retry`,
+    { provider, usage: usageOr(undefined, undefined, req, text) },
+  );
 }
