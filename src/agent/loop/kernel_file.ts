@@ -1,0 +1,69 @@
+/**
+ * The kernel file is the user's: it only ever holds the source it had or a
+ * verified, kept candidate. A kept source replaces it atomically (a temp
+ * file in the same folder, flushed, then renamed over it, keeping its mode),
+ * so a crash at any moment leaves the old file or the new one, never a mix.
+ *
+ * Order of a keep: the kept entry is appended to the AttemptDB first, then
+ * the file is replaced. A kill between the two leaves the file one kept
+ * step behind the lineage; `reconcile` finishes that step on --resume.
+ */
+import { basename, dirname, join } from "node:path";
+import type { AttemptEntry } from "../attempts/schema.ts";
+
+export async function replaceKernelFile(path: string, text: string): Promise<void> {
+  const dir = dirname(path);
+  const mode = (await Deno.stat(path).catch(() => null))?.mode ?? 0o644;
+  const tmp = join(dir, `.${basename(path)}.${crypto.randomUUID().slice(0, 8)}.agent-tmp`);
+  try {
+    using file = await Deno.open(tmp, { write: true, createNew: true, mode: mode & 0o777 });
+    const bytes = new TextEncoder().encode(text);
+    let written = 0;
+    while (written < bytes.length) written += await file.write(bytes.subarray(written));
+    await file.sync();
+  } catch (e) {
+    await Deno.remove(tmp).catch(() => {});
+    throw e;
+  }
+  await Deno.rename(tmp, path);
+  try {
+    using d = await Deno.open(dir, { read: true });
+    await d.sync(); // the rename survives a power cut
+  } catch {
+    // Not every platform syncs a folder; the file itself is on disk.
+  }
+}
+
+export type Reconciled =
+  | { kind: "matches" }
+  /** The file held the previous kept source: the last keep was cut short; it is now finished. */
+  | { kind: "finished-keep"; entry: AttemptEntry }
+  | { kind: "differs" };
+
+/**
+ * Does the kernel file hold what the lineage says it should (its latest
+ * kept or baseline source)? If it holds the one before, the last keep was
+ * interrupted between its AttemptDB line and the rename: finish it.
+ */
+export async function reconcile(path: string, entries: AttemptEntry[]): Promise<Reconciled> {
+  const text = await Deno.readTextFile(path);
+  const held = entries.filter((e) => e.verdict === "kept" || e.verdict === "baseline");
+  const current = held.at(-1);
+  if (!current || current.source === text) return { kind: "matches" };
+  const previous = held.at(-2);
+  if (current.verdict === "kept" && previous?.source === text) {
+    await replaceKernelFile(path, current.source);
+    return { kind: "finished-keep", entry: current };
+  }
+  return { kind: "differs" };
+}
+
+/** Leftover temp files of a keep cut short by a crash (they never replaced anything). */
+export async function removeStaleTemps(path: string): Promise<void> {
+  const prefix = `.${basename(path)}.`;
+  for await (const e of Deno.readDir(dirname(path))) {
+    if (e.isFile && e.name.startsWith(prefix) && e.name.endsWith(".agent-tmp")) {
+      await Deno.remove(join(dirname(path), e.name)).catch(() => {});
+    }
+  }
+}

@@ -1,0 +1,458 @@
+/**
+ * One kernel's lineage, start to stop: read the AttemptDB (the lineage lock
+ * is already held), check the kernel file against it, measure a baseline
+ * when the lineage is new, then rounds — profile the current best, write
+ * the policy's candidates in parallel, keep the best of those that beat it —
+ * until the policy, the token budget or a signal says stop.
+ *
+ * The kernel file only ever changes in `keep`: the kept entry is appended
+ * first, then the file is replaced atomically (see kernel_file.ts).
+ */
+import { relative } from "node:path";
+import type { ChatProvider, TokenBudget } from "../providers/provider.ts";
+import { ProviderError } from "../providers/provider.ts";
+import { AttemptDB } from "../attempts/db.ts";
+import { bestOf, currentOf, lastRoundOf } from "../attempts/queries.ts";
+import { type AttemptEntry, newAttemptId } from "../attempts/schema.ts";
+import { type TranscriptCall, writeTranscript } from "../attempts/transcripts.ts";
+import { gainCurve } from "../plot.ts";
+import { sha256Hex } from "../../util/hash.ts";
+import type { Workspace } from "../../registry/workspace.ts";
+import type { RunRecord } from "../../store/schema.ts";
+import { describeUpdate, offerRun } from "../../store/session.ts";
+import { appendRun } from "../../store/results.ts";
+import { writeSessionDocs } from "../../store/markdown.ts";
+import { type CandidateResult, RoundShared, runCandidate } from "./candidate.ts";
+import type { EventSink, KernelSummary } from "./events.ts";
+import { reconcile, removeStaleTemps, replaceKernelFile } from "./kernel_file.ts";
+import { type LoopPolicy, nextRoundAllowed, type StopReason } from "./policy.ts";
+import type { CandidateVerdict, Measured, Profile, Steps } from "./steps.ts";
+
+export interface LineageInit {
+  kernel: string;
+  bucket: string;
+  /** The .agent-steel folder. */
+  root: string;
+  /** The kernel file this lineage improves (the variant the chip uses). */
+  kernelPath: string;
+  variant: string;
+  workspace: Workspace;
+  steps: Steps;
+  provider: ChatProvider;
+  budget: TokenBudget;
+  policy: LoopPolicy;
+  signal: AbortSignal;
+  sink: EventSink;
+  /** Key values that must never reach a file. */
+  secrets: readonly string[];
+  /** Continue a lineage that has entries. */
+  resume: boolean;
+  /** Start again from the kernel file as it is (a new baseline entry). */
+  rebaseline: boolean;
+}
+
+export interface LineageResult extends KernelSummary {
+  /** What ended a failed lineage, for the exit code. */
+  error?: unknown;
+}
+
+interface EntryParts {
+  id: string;
+  parentId: string | null;
+  round: number;
+  candidate: number;
+  retry: number;
+  technique: string;
+  source: string;
+  profile: Record<string, unknown> | null;
+  verdict: CandidateVerdict;
+  tokens: { input: number; output: number };
+  calls: TranscriptCall[];
+}
+
+/** A stop with its one-line reason. */
+class Stop {
+  constructor(readonly reason: StopReason, readonly message: string, readonly error?: unknown) {}
+}
+
+export class Lineage {
+  readonly db: AttemptDB;
+  entries: AttemptEntry[] = [];
+
+  constructor(readonly init: LineageInit) {
+    this.db = new AttemptDB(init.root, init.kernel, init.bucket, { redact: init.secrets });
+  }
+
+  get kernel() {
+    return this.init.kernel;
+  }
+  get steps() {
+    return this.init.steps;
+  }
+  get provider() {
+    return this.init.provider;
+  }
+  get policy() {
+    return this.init.policy;
+  }
+  get signal() {
+    return this.init.signal;
+  }
+
+  /** The entry of an attempt that ended; its transcript is written now. */
+  async entryOf(a: EntryParts): Promise<AttemptEntry> {
+    const transcript = a.calls.length
+      ? await writeTranscript(this.init.root, a.id, { calls: a.calls }, {
+        redact: this.init.secrets,
+      })
+      : null;
+    const v = a.verdict;
+    return {
+      version: 1,
+      id: a.id,
+      parentId: a.parentId,
+      kernel: this.kernel,
+      bucket: this.init.bucket,
+      round: a.round,
+      candidate: a.candidate,
+      retry: a.retry,
+      time: new Date().toISOString(),
+      provider: this.provider.name,
+      model: this.provider.model,
+      technique: a.technique,
+      source: a.source,
+      sourceSha256: await sha256Hex(a.source),
+      profile: a.profile,
+      bench: v.bench,
+      correctness: v.correctness,
+      verdict: v.verdict,
+      reason: v.reason,
+      deltaPct: v.deltaPct,
+      plausible: v.plausible,
+      tokens: a.tokens,
+      transcript,
+    };
+  }
+
+  /** Append an attempt to the AttemptDB (flushed) and say so. */
+  async record(entry: AttemptEntry): Promise<void> {
+    await this.db.append(entry);
+    this.entries.push(entry);
+    if (entry.verdict === "baseline") return;
+    this.init.sink.emit({
+      event: "attempt",
+      kernel: this.kernel,
+      round: entry.round,
+      candidate: entry.candidate,
+      retry: entry.retry,
+      id: entry.id,
+      verdict: entry.verdict,
+      reason: entry.reason,
+      medianNs: entry.bench?.medianNs ?? null,
+      deltaPct: entry.deltaPct,
+      tokens: entry.tokens,
+    });
+  }
+
+  gainPct(): number | null {
+    return gainCurve(this.kernel, this.entries)?.finalPct ?? null;
+  }
+}
+
+export async function runLineage(init: LineageInit): Promise<LineageResult> {
+  const l = new Lineage(init);
+  let rounds = 0;
+  let stop: Stop;
+  try {
+    const record = await open(l);
+    stop = await rounds_(l, record, () => rounds++);
+  } catch (e) {
+    stop = e instanceof Stop
+      ? e
+      : init.signal.aborted
+      ? new Stop("interrupted", "stopped by a signal")
+      : new Stop("error", e instanceof Error ? e.message : String(e), e);
+  }
+  init.sink.emit({
+    event: "stop",
+    kernel: l.kernel,
+    bucket: init.bucket,
+    reason: stop.reason,
+    message: stop.message,
+  });
+  return {
+    kernel: l.kernel,
+    bucket: init.bucket,
+    stop: stop.reason,
+    message: stop.message,
+    rounds,
+    baselineMedianNs: l.entries.find((e) => e.verdict === "baseline")?.bench?.medianNs ?? null,
+    bestMedianNs: bestOf(l.entries)?.bench?.medianNs ?? null,
+    gainPct: l.gainPct(),
+    error: stop.error,
+  };
+}
+
+/** Read the lineage and make the kernel file agree with it; a baseline when needed. */
+async function open(l: Lineage): Promise<RunRecord | null> {
+  const { init } = l;
+  const read = await l.db.read();
+  for (const message of read.warnings) {
+    init.sink.emit({ event: "warning", kernel: l.kernel, message });
+  }
+  l.entries = read.entries;
+  const lastRound = lastRoundOf(l.entries);
+  init.sink.emit({
+    event: "lineage",
+    kernel: l.kernel,
+    bucket: init.bucket,
+    attempts: l.entries.length,
+    lastRound,
+    resumed: l.entries.length > 0,
+  });
+  await removeStaleTemps(init.kernelPath);
+  if (l.entries.length === 0) return await baseline(l, 0);
+  if (!init.resume && !init.rebaseline) {
+    throw new Stop(
+      "usage",
+      `${l.kernel} (${init.bucket}) already has ${l.entries.length} attempt(s) up to round ${lastRound} — fix: pass --resume to continue it, or --rebaseline to start again from the kernel file as it is`,
+    );
+  }
+  if (init.rebaseline) return await baseline(l, lastRound + 1);
+  const r = await reconcile(init.kernelPath, l.entries);
+  if (r.kind === "finished-keep") {
+    init.sink.emit({
+      event: "warning",
+      kernel: l.kernel,
+      message: `the last keep (${r.entry.id}) was cut short; ${init.kernelPath} now holds it`,
+    });
+  } else if (r.kind === "differs") {
+    const cur = currentOf(l.entries)!;
+    throw new Stop(
+      "kernel-file-changed",
+      `${init.kernelPath} is not the lineage's current source (${cur.id}, round ${cur.round}) — fix: pass --rebaseline to continue from the file as it is, or restore that source (metalbench agent history ${l.kernel} --json)`,
+    );
+  }
+  return null;
+}
+
+async function baseline(l: Lineage, round: number): Promise<RunRecord> {
+  const m: Measured = await l.steps.measure();
+  if (m.correctness.status !== "correct" || !m.bench) {
+    throw new Stop(
+      "incorrect-baseline",
+      `${l.init.kernelPath} is ${m.correctness.status} as it is (${m.correctness.detail}) — fix: make \`metalbench ${l.kernel}\` pass first; Agent Steel improves a correct kernel`,
+    );
+  }
+  const source = await Deno.readTextFile(l.init.kernelPath);
+  const entry: AttemptEntry = {
+    ...(await l.entryOf({
+      id: newAttemptId(l.kernel, round, 0, 0),
+      parentId: null,
+      round,
+      candidate: 0,
+      retry: 0,
+      technique: "baseline",
+      source,
+      profile: null,
+      verdict: {
+        verdict: "kept",
+        reason: "",
+        bench: m.bench,
+        correctness: m.correctness,
+        deltaPct: null,
+        plausible: m.plausible,
+        record: m.record,
+      },
+      tokens: { input: 0, output: 0 },
+      calls: [],
+    })),
+    verdict: "baseline",
+    reason: round === 0 ? "the kernel as it was" : "re-baselined: the kernel file as it is",
+    provider: null,
+    model: null,
+  };
+  await l.record(entry);
+  l.init.sink.emit({
+    event: "baseline",
+    kernel: l.kernel,
+    id: entry.id,
+    medianNs: m.bench.medianNs,
+    simulated: m.bench.simulated,
+    correctness: `${m.correctness.status}: ${m.correctness.detail}`,
+  });
+  return m.record;
+}
+
+/** Rounds until the policy, the budget or a signal says stop. */
+async function rounds_(l: Lineage, record: RunRecord | null, counted: () => void): Promise<Stop> {
+  const { init } = l;
+  let run = 0;
+  let withoutGain = 0;
+  let lastRecord = record;
+  for (;;) {
+    if (init.signal.aborted) return new Stop("interrupted", "stopped by a signal");
+    if (init.budget.exhausted) {
+      return new Stop(
+        "budget",
+        `the token budget is spent (${init.budget.spent} of ${init.budget.max}) — fix: continue later with --resume`,
+      );
+    }
+    const why = nextRoundAllowed(init.policy, run, withoutGain);
+    if (why) {
+      return new Stop(
+        why,
+        why === "max-rounds"
+          ? `${run} round(s) run`
+          : `${withoutGain} round(s) in a row without a gain`,
+      );
+    }
+    const round = lastRoundOf(l.entries) + 1;
+    const best = currentOf(l.entries)!;
+    init.sink.emit({
+      event: "round-start",
+      kernel: l.kernel,
+      round,
+      bestId: best.id,
+      bestMedianNs: best.bench?.medianNs ?? null,
+    });
+
+    const profile = await profileOrStop(l, best, lastRecord);
+    init.sink.emit({
+      event: "profile",
+      kernel: l.kernel,
+      round,
+      diagnosis: profile.diagnosis !== null,
+      facts: profile.facts,
+    });
+    const shared = new RoundShared(profile);
+    const results = await settleAll(
+      Array.from(
+        { length: init.policy.candidates },
+        (_, c) => runCandidate(l, round, c, best, profile, shared),
+      ),
+    );
+    const kept = await keepBest(l, best, results);
+    if (kept) lastRecord = kept;
+    run++;
+    counted();
+    withoutGain = kept ? 0 : withoutGain + 1;
+    init.sink.emit({
+      event: "round-end",
+      kernel: l.kernel,
+      round,
+      kept: kept !== null,
+      bestMedianNs: bestOf(l.entries)?.bench?.medianNs ?? null,
+      gainPct: l.gainPct(),
+      tokensSpent: init.budget.spent,
+    });
+    const stopped = results.find((r) => r.stop)?.stop;
+    if (stopped?.reason === "budget") return new Stop("budget", stopped.message);
+    if (stopped?.reason === "provider") {
+      return new Stop("provider", stopped.error.message, stopped.error);
+    }
+  }
+}
+
+async function profileOrStop(
+  l: Lineage,
+  best: AttemptEntry,
+  record: RunRecord | null,
+): Promise<Profile> {
+  try {
+    return await l.steps.profile(best, record);
+  } catch (e) {
+    if (!(e instanceof ProviderError) || e.kind === "config" || e.kind === "auth") throw e;
+    if (e.kind === "budget") throw new Stop("budget", e.message);
+    throw new Stop("provider", e.message, e);
+  }
+}
+
+/**
+ * Wait for every candidate, even when one fails: none may still be writing
+ * once the lineage lock is released. Then rethrow the first failure.
+ */
+async function settleAll(tasks: Promise<CandidateResult>[]): Promise<CandidateResult[]> {
+  const settled = await Promise.allSettled(tasks);
+  const failed = settled.find((s): s is PromiseRejectedResult => s.status === "rejected");
+  if (failed) throw failed.reason;
+  return settled.map((s) => (s as PromiseFulfilledResult<CandidateResult>).value);
+}
+
+/**
+ * Of the candidates that beat the best, keep the one that beat it by the
+ * most (each was measured against the best in its own run); the others are
+ * recorded as slower than it. Returns the kept run's record, or null.
+ */
+async function keepBest(
+  l: Lineage,
+  best: AttemptEntry,
+  results: CandidateResult[],
+): Promise<RunRecord | null> {
+  const fast = results.flatMap((r) => (r.fast ? [r.fast] : []))
+    .sort((a, b) => (a.verdict.deltaPct ?? 0) - (b.verdict.deltaPct ?? 0));
+  if (fast.length === 0) return null;
+  const [winner, ...others] = fast;
+  for (const o of others) {
+    await l.record({
+      ...o.entry,
+      verdict: "slower",
+      reason: `beat the best (${
+        fmt(o.verdict.deltaPct)
+      }) but candidate ${winner.entry.candidate} of this round beat it by more (${
+        fmt(winner.verdict.deltaPct)
+      }); not kept`,
+    });
+  }
+  const { init } = l;
+  // The user (or anyone) may have edited the file during the round: never overwrite that.
+  if ((await Deno.readTextFile(init.kernelPath)) !== best.source) {
+    await l.record({
+      ...winner.entry,
+      verdict: "rejected",
+      reason: `${init.kernelPath} changed during the round; not kept`,
+    });
+    throw new Stop(
+      "kernel-file-changed",
+      `${init.kernelPath} changed while the agent ran; it was left as it is — fix: pass --rebaseline to continue from it`,
+    );
+  }
+  await l.record(winner.entry);
+  await replaceKernelFile(init.kernelPath, winner.entry.source);
+  const session = winner.verdict.record
+    ? await offerKept(init, winner.verdict.record, winner.entry.source)
+    : "no run record to offer to session.json";
+  init.sink.emit({
+    event: "kept",
+    kernel: l.kernel,
+    round: winner.entry.round,
+    id: winner.entry.id,
+    medianNs: winner.entry.bench?.medianNs ?? null,
+    deltaPct: winner.entry.deltaPct,
+    gainPct: l.gainPct(),
+    kernelPath: init.kernelPath,
+    session,
+  });
+  return winner.verdict.record;
+}
+
+/** The kept kernel's run, as the kernel file's: into results/ and offered to session.json. */
+async function offerKept(init: LineageInit, run: RunRecord, source: string): Promise<string> {
+  const ws = init.workspace;
+  const record: RunRecord = {
+    ...run,
+    source: run.source ? { ...run.source, path: init.kernelPath, variant: init.variant } : null,
+  };
+  try {
+    await appendRun(ws.resultsDir, record);
+    const update = await offerRun(ws.sessionPath, record, source, (s) => writeSessionDocs(s, ws));
+    return describeUpdate(record.bucket, record.kernel, update);
+  } catch (e) {
+    // The kernel is kept either way; the leaderboard can be refreshed with `metalbench <kernel>`.
+    return `session.json not updated: ${(e as Error).message} (${
+      relative(ws.outputRoot, ws.sessionPath)
+    })`;
+  }
+}
+
+const fmt = (p: number | null) => p === null ? "?" : `${p > 0 ? "+" : ""}${p.toFixed(1)}%`;
