@@ -85,14 +85,16 @@ export function openProvider(
       name,
     );
   }
-  // Every key this process holds is cut from what we surface, whichever provider is used.
-  const held = [...KEY_VARIABLES, ...(keyEnv ? [keyEnv] : [])].map(env);
+  // Every key this process holds is cut from what we surface, whichever provider is used
+  // (values too short to be keys would only cut ordinary words).
+  const held = [...KEY_VARIABLES, ...(keyEnv ? [keyEnv] : [])].map(env)
+    .filter((v): v is string => !!v && v.length >= 8);
 
   if (name === "command") {
     return commandProvider(
       opts,
       keyEnv ? [keyEnv] : [],
-      held.filter((v): v is string => !!v),
+      held,
       redactor(held),
     );
   }
