@@ -194,3 +194,34 @@ kernel void uses_helper(device float* y [[buffer(0)]], uint tid [[thread_index_i
     err.message,
   );
 });
+
+Deno.test("sim: a threadgroup length set for an earlier step counts only for kernels that declare it", async () => {
+  using sim = await openSim();
+  const src = `
+#include <metal_stdlib>
+using namespace metal;
+kernel void fill(device float* y [[buffer(0)]], threadgroup float* scratch [[threadgroup(0)]],
+                 uint tid [[thread_position_in_threadgroup]]) {
+  scratch[tid] = float(tid);
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  y[tid] = scratch[tid];
+}
+kernel void big_static(device float* y [[buffer(0)]], uint tid [[thread_position_in_threadgroup]]) {
+  threadgroup float tile[4096];   // 16 KB of static threadgroup memory
+  tile[tid] = 2.0f;
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  y[tid] += tile[tid];
+}`;
+  using fill = await sim.compile(src, "fill");
+  using big = await sim.compile(src, "big_static");
+  using y = sim.buffer(64 * 4);
+  using cmd = sim.command();
+  cmd.setPipeline(fill);
+  cmd.setBuffer(0, y);
+  cmd.setThreadgroupMemory(0, 24 * 1024); // 24 KB: with big_static's 16 KB it would be 40 KB
+  cmd.dispatch("threads", [64, 1, 1], [64, 1, 1]);
+  cmd.setPipeline(big);
+  cmd.dispatch("threads", [64, 1, 1], [64, 1, 1]);
+  await cmd.run(1, 1);
+  assertEquals(Array.from(f32(y.read())), Array.from({ length: 64 }, (_, i) => i + 2));
+});

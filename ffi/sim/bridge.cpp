@@ -927,6 +927,12 @@ int32_t mb_command_dispatch(mb_command *cmd, uint32_t mode, uint32_t grid_x, uin
                                            " but no threadgroup memory length was set for it");
     }
   }
+  // As on Metal, lengths set for earlier steps stay set, but a step binds
+  // (and counts) only the [[threadgroup(n)]] indices its kernel declares.
+  uint64_t declared[MB_SIM_MAX_BINDINGS] = {};
+  for (const Param &q : p.params)
+    if (q.kind == MB_PARAM_THREADGROUP) declared[q.index] = s.tg_len[q.index];
+  std::copy(std::begin(declared), std::end(declared), std::begin(s.tg_len));
   for (uint64_t len : s.tg_len)
     if (len) tg_total = (tg_total + 15) / 16 * 16 + len;
   CHECK_ARG(tg_total <= kMaxThreadgroupMemory,

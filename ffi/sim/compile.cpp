@@ -433,16 +433,17 @@ std::vector<std::string> toolchain_paths(const std::string &cxx, bool rt, const 
   return out;
 }
 
-// Under `how`: a small library compiles and links (the shim, compiler-rt
-// and libm included), and a file next to the build folder cannot be read.
+// Under `how`: a small library compiles and links (with compiler-rt and
+// libm), and a file next to the build folder cannot be read.
 // "" if the confinement works here, else why not.
 std::string try_sandbox(const Compiler &c, Confinement how) {
   std::string dir = c.cache_dir + "/tmp/sandbox-XXXXXX";
   if (!mkdtemp(&dir[0])) return "cannot create a folder in " + c.cache_dir;
   std::string outside = dir + ".outside";
   write_file(outside, "#error MB_PROBE_READ_OUTSIDE\n");
-  write_file(dir + "/probe.cpp", "#include <metal_stdlib>\nextern \"C\" float __mb_probe(float x) "
-                                 "{ return metal::exp(x); }\n");
+  // (Not the shim's headers: what they include is not the toolchain's business.)
+  write_file(dir + "/probe.cpp", "extern \"C\" float __mb_probe(float x) "
+                                 "{ return __builtin_expf(x); }\n");
   write_file(dir + "/outside.cpp", "#include \"" + outside + "\"\n");
   std::vector<std::string> base = {c.cxx, "-x", "c++", "-std=c++17", "-nostdinc", "-nostdinc++",
                                    "-isystem", c.shim_dir};
@@ -493,8 +494,10 @@ bool choose_sandbox(Compiler *c, std::string *err) {
     if (!forced.empty() && how != want) continue;
     std::string why;
     if (how != Confinement::None) {
-      // Memo per compiler, toolchain, confinement and Landlock ABI.
+      // Memo per compiler, toolchain, confinement, Landlock ABI and this
+      // library (a rebuilt simulator probes again).
       Sha256 h;
+      h.field(c->self_hash);
       h.field(compiler_identity(c->cxx));
       for (const std::string &p : c->toolchain) h.field(p);
       h.field(confinement_name(how));
@@ -658,11 +661,20 @@ CompileResult compile_kernel(const Compiler &c, const CompileRequest &req) {
   std::vector<std::string> readable = c.toolchain;
   readable.push_back(c.shim_dir);
   const ConfinePlan plan{readable, tmp};
-  auto run_clang = [&](const std::vector<std::string> &args, const char *out, const char *errf) {
+  const DiagnosticScope scope{tmp, c.shim_dir};
+  // Each run lists the files it read (-MD): messages of a run that read a
+  // file outside show no text (diagnostics.h).
+  auto run_clang = [&](std::vector<std::string> args, const char *out, const char *errf) {
+    args.insert(args.end(), {"-MD", "-MF", std::string(errf) + ".d"});
     return run_confined(c.sandbox, plan, c.bwrap, args, tmp, tmp + "/" + out, tmp + "/" + errf,
                         c.timeout_ms);
   };
-  const DiagnosticScope scope{tmp, c.shim_dir};
+  auto messages = [&](const char *errf) {
+    std::string text, deps;
+    read_file(tmp + "/" + errf, &text);
+    read_file(tmp + "/" + errf + ".d", &deps);
+    return trim(clean_diagnostics(text, scope, read_outside(deps, scope)));
+  };
 
   // Pass 1: check the source, and dump the AST of the user's code. Code
   // that is MSL but not C++ as written (a vector comparison assigned to a
@@ -673,14 +685,13 @@ CompileResult compile_kernel(const Compiler &c, const CompileRequest &req) {
                            "-ast-dump=json", "-Xclang", "-ast-dump-filter=__mbu", name});
   ProcessResult r = run_clang(argv, "ast.json", "ast.err");
   res.compiler_runs++;
-  std::string text, json;
-  read_file(tmp + "/ast.err", &text);
+  std::string json;
   if (!r.started) return fail(MB_E_UNAVAILABLE, r.error, tmp);
   if (r.timed_out)
     return fail(MB_E_COMPILE, "compiling kernel '" + fn + "' took longer than " +
                                   std::to_string(c.timeout_ms / 1000) + " s; stopped",
                 tmp);
-  const std::string pass1_errors = trim(clean_diagnostics(text, scope));
+  const std::string pass1_errors = messages("ast.err");
   auto did_not_compile = [&](const std::string &msg) {
     return fail(MB_E_COMPILE, "kernel '" + fn + "' did not compile:\n" + user_paths(msg), tmp);
   };
@@ -713,9 +724,8 @@ CompileResult compile_kernel(const Compiler &c, const CompileRequest &req) {
     argv.insert(argv.end(), {"-x", "c++", "-fsyntax-only", name});
     r = run_clang(argv, "check.out", "check.err");
     res.compiler_runs++;
-    read_file(tmp + "/check.err", &text);
     if (!r.started) return fail(MB_E_UNAVAILABLE, r.error, tmp);
-    if (r.timed_out || r.exit_code != 0) return did_not_compile(trim(clean_diagnostics(text, scope)));
+    if (r.timed_out || r.exit_code != 0) return did_not_compile(messages("check.err"));
   }
 
   // Pass 2: the edited sources plus the entry glue, as a shared object.
@@ -736,13 +746,12 @@ CompileResult compile_kernel(const Compiler &c, const CompileRequest &req) {
   if (c.compiler_rt) argv.push_back("-rtlib=compiler-rt");
   r = run_clang(argv, "build.out", "build.err");
   res.compiler_runs++;
-  read_file(tmp + "/build.err", &text);
   if (!r.started) return fail(MB_E_UNAVAILABLE, r.error, tmp);
   if (r.timed_out || r.exit_code != 0)
     return fail(MB_E_COMPILE,
                 "kernel '" + fn + "' did not build" +
                     (r.timed_out ? " within the time limit"
-                                 : ":\n" + user_paths(trim(clean_diagnostics(text, scope)))),
+                                 : ":\n" + user_paths(messages("build.err"))),
                 tmp);
   std::string refused = check_built(tmp + "/kernel.so", fn, allow_libc);
   if (!refused.empty()) return fail(MB_E_COMPILE, refused, tmp);

@@ -134,6 +134,27 @@ std::string real(const std::string &p) {
   return s;
 }
 
+// "/usr/bin/../lib/x" -> "/usr/lib/x" (for a link's target: the folders
+// before it hold no links, so this is where it points).
+std::string normalized(const std::string &path) {
+  std::vector<std::string> parts;
+  size_t i = 0;
+  while (i <= path.size()) {
+    size_t j = path.find('/', i);
+    if (j == std::string::npos) j = path.size();
+    std::string part = path.substr(i, j - i);
+    if (part == "..") {
+      if (!parts.empty()) parts.pop_back();
+    } else if (!part.empty() && part != ".") {
+      parts.push_back(part);
+    }
+    i = j + 1;
+  }
+  std::string out;
+  for (const std::string &p : parts) out += "/" + p;
+  return out.empty() ? "/" : out;
+}
+
 unsigned long lock_flags(const std::string &path) {
   struct statvfs v;
   if (statvfs(path.c_str(), &v) != 0) return MS_NOSUID | MS_NODEV;
@@ -191,7 +212,7 @@ RootPlan root_plan(const ConfinePlan &plan) {
         if (!known) r.symlinks.emplace_back(cur, target);
         std::string next = target[0] == '/' ? target : cur.substr(0, cur.rfind('/') + 1) + target;
         if (i <= path.size()) next += "/" + path.substr(i);
-        todo.push_back(next);
+        todo.push_back(normalized(next));
         break;
       }
     }

@@ -126,6 +126,16 @@ bool linker(const std::string &s, std::string *out) {
   return ld;
 }
 
+// "__mb_entry.cpp:(.text+0x5): undefined reference to `x'": what the linker
+// says about an object file (the file and section in parentheses).
+bool linker_detail(const std::string &s, std::string *file) {
+  size_t at = s.find(":(");
+  if (at == std::string::npos || at == 0 || s.find(' ') < at || s.find("): ", at) == std::string::npos)
+    return false;
+  *file = s.substr(0, at);
+  return true;
+}
+
 // "kernel.metal:12: error: (...)", at the kernel's nearest line: the
 // message's own location, else where the kernel's files include the
 // outside file (the innermost such line), else a note in the kernel's files.
@@ -146,7 +156,30 @@ std::string reduced(const Message &m, const char *why) {
 
 } // namespace
 
-std::string clean_diagnostics(const std::string &text, const DiagnosticScope &scope) {
+bool read_outside(const std::string &deps, const DiagnosticScope &scope) {
+  // "out.o: k.metal /shim/metal_stdlib <backslash-newline> inc/x.h"; a
+  // space or # in a name is escaped with a backslash.
+  size_t colon = deps.find(": ");
+  std::string path;
+  bool outside = false;
+  for (size_t i = colon == std::string::npos ? deps.size() : colon + 2; i <= deps.size(); ++i) {
+    char c = i < deps.size() ? deps[i] : ' ';
+    if (c == '\\' && i + 1 < deps.size() && deps[i + 1] != '\n') {
+      path += deps[++i];
+      continue;
+    }
+    if (c == ' ' || c == '\n' || c == '\\' || c == '\t') {
+      if (!path.empty() && origin(path, scope) == Origin::Outside) outside = true;
+      path.clear();
+      continue;
+    }
+    path += c;
+  }
+  return outside;
+}
+
+std::string clean_diagnostics(const std::string &text, const DiagnosticScope &scope,
+                              bool outside_read) {
   // In order: messages, and lines that stand alone (summaries, the linker).
   std::vector<Message> messages;
   std::vector<std::pair<int, std::string>> order; // message index, or -1 and the line
@@ -176,26 +209,33 @@ std::string clean_diagnostics(const std::string &text, const DiagnosticScope &sc
     } else if (linker(s, &ld)) {
       open = false;
       order.emplace_back(-1, ld);
+    } else if (std::string file; linker_detail(s, &file)) {
+      open = false;
+      if (origin(file, scope) == Origin::Own) order.emplace_back(-1, "ld: " + s);
     } else if (open && messages.back().lines.back().kind != Line::Chain) {
       messages.back().lines.push_back(l); // the quoted source under a location
     } // else: a line we cannot place is dropped
   }
-  bool read_outside = false;
+  bool any_outside = outside_read;
   for (Message &msg : messages) {
     for (const Line &l : msg.lines)
       msg.outside |= l.kind != Line::Snippet && l.from == Origin::Outside;
-    read_outside |= msg.outside;
+    any_outside |= msg.outside;
   }
   std::string out;
   for (const auto &[index, line] : order) {
     if (index < 0) {
-      out += line + "\n";
+      // the linker names our objects by their path in the build folder
+      std::string l = line;
+      for (size_t at; !scope.build_dir.empty() && (at = l.find(scope.build_dir + "/")) != std::string::npos;)
+        l.erase(at, scope.build_dir.size() + 1);
+      out += l + "\n";
       continue;
     }
     const Message &msg = messages[static_cast<size_t>(index)];
     if (msg.outside)
       out += reduced(msg, "text not shown: it concerns a file outside the kernel's folder") + "\n";
-    else if (read_outside)
+    else if (any_outside)
       out += reduced(msg, "text not shown: this compile read a file outside the kernel's folder") +
              "\n";
     else

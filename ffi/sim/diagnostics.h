@@ -21,6 +21,13 @@ struct DiagnosticScope {
   std::string shim_dir;  // our metal_stdlib shim
 };
 
-std::string clean_diagnostics(const std::string &text, const DiagnosticScope &scope);
+// Whether a make-style dependency list (clang -MD) names a file outside the
+// kernel's files and the shim. Text can come from such a file without any
+// message naming it (a macro's string in a static_assert), so a compile
+// that read one shows no message text at all.
+bool read_outside(const std::string &deps, const DiagnosticScope &scope);
+
+std::string clean_diagnostics(const std::string &text, const DiagnosticScope &scope,
+                              bool outside_read = false);
 
 } // namespace mbsim

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
 #include <cstring>
 
 namespace mbsim {
@@ -56,6 +57,20 @@ bool ident_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) || 
 // Scans the text as the preprocessor sees it: line splices are removed
 // first (a backslash, optional blanks, then a newline; each character keeps
 // its original line), and \r\n or \r count as newlines.
+std::string real_path(const std::string &p) {
+  char *r = realpath(p.c_str(), nullptr);
+  std::string s = r ? r : "";
+  std::free(r);
+  return s;
+}
+
+// Whether `path` resolves (all symlinks followed) to a file inside `real_dir`.
+bool within(const std::string &real_dir, const std::string &path) {
+  std::string r = real_path(path);
+  return !real_dir.empty() && r.size() > real_dir.size() + 1 &&
+         r.compare(0, real_dir.size() + 1, real_dir + "/") == 0;
+}
+
 class Scanner {
 public:
   Scanner(const std::string &text, const std::string &label, std::vector<std::string> *paths)
@@ -322,6 +337,7 @@ std::string collect_included_files(const std::string &dir, const std::string &so
     *err = "cannot read the include folder " + dir;
     return "";
   }
+  std::string real_dir = real_path(dir);
   std::vector<std::string> pending;
   std::string bad = check_includes(source, label, &pending);
   std::vector<std::string> seen;
@@ -332,7 +348,11 @@ std::string collect_included_files(const std::string &dir, const std::string &so
     if (bad_path(path) || std::find(seen.begin(), seen.end(), path) != seen.end()) continue;
     seen.push_back(path);
     std::string full = dir + "/" + path;
-    if (lstat(full.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue; // a shim header
+    // A regular file (not a link) that stays in the folder when every link
+    // on the way is followed (`sub/x.h` with `sub` a link elsewhere does
+    // not); anything else is left to the compiler, which finds only the
+    // shim's headers or nothing.
+    if (lstat(full.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || !within(real_dir, full)) continue;
     if (st.st_size > kMaxFileBytes || out->size() >= kMaxFiles) {
       *err = "the headers included from " + dir + " are too many or too large";
       return "";

@@ -30,7 +30,8 @@ std::string check_includes(const std::string &text, const std::string &label,
                            std::vector<std::string> *paths = nullptr);
 
 // The headers under `dir` that `source` includes, directly or through each
-// other (regular files only, no symlinks; bounded count and size). Only those
+// other (regular files only: no symlink, and none reached through a link
+// that leaves `dir`; bounded count and size). Only those
 // are copied, checked and hashed: the other kernels in the folder neither
 // break this one nor invalidate its cache. Returns "" or the first include
 // check failure ("<file>:<line>: error: ..."); *err is set if `dir` is unreadable.

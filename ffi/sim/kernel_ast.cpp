@@ -388,6 +388,7 @@ public:
     std::string inner_fn = fn;
     if (kind == "NamespaceDecl" || kind == "LinkageSpecDecl") {
       inner_scope = Scope::Namespace;
+
     } else if (kind == "CXXRecordDecl" || kind == "ClassTemplateSpecializationDecl" ||
                kind == "ClassTemplatePartialSpecializationDecl") {
       inner_scope = Scope::Record;
@@ -408,10 +409,15 @@ public:
         static_init = true;
       }
     }
+    // `extern "C" int x;` declares (as `extern` does) without defining.
+    bool was_bare = bare_linkage_;
+    bare_linkage_ = kind == "LinkageSpecDecl" && !n.get("hasBraces");
+    bool ok = true;
     if (const Json *inner = n.get("inner"))
       for (const Json &c : inner->items)
-        if (!program_scope(c, inner_scope, static_init, inner_fn)) return false;
-    return true;
+        if (!(ok = program_scope(c, inner_scope, static_init, inner_fn))) break;
+    bare_linkage_ = was_bare;
+    return ok;
   }
 
 private:
@@ -435,7 +441,8 @@ private:
     if (!n.str("tls").empty())
       return fail_at(n, "thread_local variable '" + name + "' keeps state across launches; " +
                             rule + " — fix: use a local variable in the kernel");
-    if (n.str("storageClass") == "extern" && n.str("init").empty())
+    bool declared_only = n.str("storageClass") == "extern" || bare_linkage_;
+    if (declared_only && n.str("init").empty())
       return fail_at(n, "extern variable '" + name + "' would reach the host's memory; " + rule +
                             " — fix: define it here as `constant` with a constant initializer");
     if (!n.get("constexpr") && !const_object(n))
@@ -730,6 +737,7 @@ private:
   size_t seq_ = 0;
   std::set<std::string> done_;
   std::set<std::string> mutable_records_;
+  bool bare_linkage_ = false; // inside `extern "C" <one declaration>`
 };
 
 } // namespace
