@@ -59,6 +59,10 @@ async function backendCheck(kind: BackendKind): Promise<Check[]> {
         detail: ok
           ? `${backend.info.name}${
             backend.info.sandbox ? ` (kernels sandboxed: ${backend.info.sandbox})` : ""
+          }${
+            backend.info.compile_sandbox
+              ? ` (compiler confined: ${backend.info.compile_sandbox})`
+              : ""
           }; a probe kernel compiled and ran correctly`
           : "the probe kernel gave wrong values",
       });
