@@ -82,6 +82,12 @@ export interface BenchOptions {
   variant?: string;
   /** Capture one run of the kernel into this .gputrace, or into <folder>/<name>.gputrace (Metal only). */
   gputrace?: string;
+  /**
+   * Timed samples per chunk, fixed (whole rotations): the kernels alternate
+   * this finely, for a paired comparison (Agent Steel's verifier). Default:
+   * chunks that grow, to spend less on calls.
+   */
+  chunkSamples?: number;
 }
 
 export interface BenchContext {
@@ -527,7 +533,8 @@ async function timeKernels(
       step();
       if (opts.warmup > 0 && await run(t, opts.warmup)) t.rotation.ran(opts.warmup * batch);
     }
-    let chunk = quantum;
+    const fixed = opts.chunkSamples ? wholeRotations(opts.chunkSamples, batch) : 0;
+    let chunk = fixed || quantum;
     const pending = () => timers.filter((t) => !faulted.has(t) && t.wallNs.length < target);
     while (pending().length) {
       for (const t of pending()) {
@@ -539,7 +546,7 @@ async function timeKernels(
         t.wallNs.push(...times.wallNs);
         t.deviceNs.push(...times.deviceNs);
       }
-      chunk = Math.min(chunk * 2, quantum * Math.ceil(1024 / quantum));
+      chunk = fixed || Math.min(chunk * 2, quantum * Math.ceil(1024 / quantum));
       if (performance.now() - started > budgetMs && pending().length) {
         for (const t of pending()) {
           t.st.notes.push(
