@@ -18,7 +18,13 @@ export const TARGETS = [
 export type Target = (typeof TARGETS)[number];
 
 /** Files and folders every binary embeds, relative to the repository root. */
-export const COMMON_INCLUDES = ["src/reference/worker.py", "registry", "kernels", "references"];
+export const COMMON_INCLUDES = [
+  "src/reference/worker.py",
+  "src/agent/prompts", // Agent Steel's built-in prompt templates (src/agent/prompts.ts)
+  "registry",
+  "kernels",
+  "references",
+];
 
 export function includesFor(target: Target): string[] {
   const bridge = target.endsWith("apple-darwin")
