@@ -455,6 +455,36 @@ Deno.test("sim compile trust: the shim's own lines may be quoted with file:line"
   );
 });
 
+Deno.test("sim compile trust: headers named like the shim's in the kernel's folder do not replace it", async () => {
+  // Code there would sit outside the namespace the checks see: asm, state.
+  const folder = await Deno.makeTempDir({ prefix: "mb-kernels-" });
+  try {
+    for (const name of ["metal_stdlib", "metal_math", "mb_sim_entry.h", "mb_sim_types.h"]) {
+      await Deno.writeTextFile(
+        `${folder}/${name}`,
+        "#error the kernel's folder replaced the shim\n",
+      );
+    }
+    await Deno.writeTextFile(
+      `${folder}/own.h`,
+      "inline float twice(float v) { return 2.0f * v; }\n",
+    );
+    using sim = await openSim();
+    const src = `#include <metal_stdlib>
+#include <metal_math>
+#include "own.h"
+using namespace metal;
+kernel void k(device float* y [[buffer(0)]]) { y[0] = twice(sqrt(4.0f)); }`;
+    const out = await runKernel(sim, src, "k", [{ index: 0, length: 4 }], {
+      grid: [1, 1, 1],
+      group: [1, 1, 1],
+    }, { include_dir: folder });
+    assertEquals(Array.from(f32(out.get(0))), [4]);
+  } finally {
+    await Deno.remove(folder, { recursive: true });
+  }
+});
+
 // ---- state across launches -----------------------------------------------
 
 const MUTABLE: [string, string, RegExp][] = [

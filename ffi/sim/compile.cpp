@@ -123,8 +123,10 @@ std::vector<std::string> common_flags(const Compiler &c, const CompileRequest &r
   std::sscanf(req.language_version.c_str(), "%d.%d", &major, &minor);
   std::vector<std::string> f = {
       c.cxx, "-std=c++17", "-nostdinc", "-nostdinc++", "-isystem", c.shim_dir,
-      "-include", "metal_stdlib", "-fno-exceptions", "-fno-rtti", "-fno-threadsafe-statics",
-      "-fno-strict-aliasing", "-fno-math-errno", "-ffp-contract=off",
+      // by path: no header of the kernel's folder can stand in for it
+      "-include", c.shim_dir + "/metal_stdlib",
+      "-fno-exceptions", "-fno-rtti", "-fno-threadsafe-statics", "-fno-strict-aliasing",
+      "-fno-math-errno", "-ffp-contract=off",
       // MSL has no implicit conversions between vector types
       "-flax-vector-conversions=none",
       // half and bfloat arithmetic rounds after every operation, as on a GPU
@@ -142,9 +144,11 @@ std::vector<std::string> common_flags(const Compiler &c, const CompileRequest &r
   if (__builtin_cpu_supports("x86-64-v3")) f.push_back("-march=x86-64-v3");
 #endif
   f.insert(f.end(), defines.begin(), defines.end());
-  // The user's headers, copied into the build folder's inc/.
+  // The user's headers, copied into the build folder's inc/, for
+  // #include "x.h" only (as on Metal): <metal_stdlib>, <mb_sim_entry.h>
+  // and the shim's own includes always find the shim.
   if (!req.include_dir.empty()) {
-    f.push_back("-I");
+    f.push_back("-iquote");
     f.push_back("inc");
   }
   return f;
