@@ -23,10 +23,24 @@ export const EXIT = {
    * faults or time-outs): the run stopped; the kernels before were saved.
    */
   DEVICE_LOST: 6,
+  /**
+   * Agent Steel: a kernel's lineage is being optimized by another process
+   * (the message names its pid); nothing was done. `--wait` waits instead.
+   */
+  LINEAGE_BUSY: 7,
+  /**
+   * Agent Steel: --max-tokens-total was spent; the run stopped cleanly
+   * after recording every attempt. `--resume` continues.
+   */
+  BUDGET_SPENT: 8,
   /** A bug in MetalBench itself. */
   INTERNAL: 70,
-  /** Interrupted (Ctrl-C). */
+  /** Hung up (SIGHUP: the terminal or SSH session went away). */
+  HANGUP: 129,
+  /** Interrupted (Ctrl-C, SIGINT). */
   INTERRUPTED: 130,
+  /** Terminated (SIGTERM). */
+  TERMINATED: 143,
 } as const;
 
 export const EXIT_CODES_HELP = `Exit codes:
@@ -37,8 +51,10 @@ export const EXIT_CODES_HELP = `Exit codes:
   4    invalid workspace file (registry, session.json, results), left untouched
   5    an MLX reference failed: raised, hung or crashed (wins over 1 when both happen)
   6    the GPU was lost mid-run (access revoked after GPU faults): run the rest again
+  7    agent: the kernel's lineage is held by another process (--wait to wait)
+  8    agent: the token budget (--max-tokens-total) is spent; --resume continues
   70   internal error
-  130  interrupted`;
+  129  hung up (SIGHUP)      130  interrupted (Ctrl-C)      143  terminated (SIGTERM)`;
 
 /** An error that ends the program with a one-line message and an exit code. */
 export class CliError extends Error {

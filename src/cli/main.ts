@@ -10,6 +10,7 @@ import { doctorCommand } from "./doctor_command.ts";
 import { setupCommand } from "./setup_command.ts";
 import { docsCommand } from "./docs_command.ts";
 import { initCommand } from "./init_command.ts";
+import { agentCli } from "./agent_command.ts";
 import { TARGETS } from "../store/schema.ts";
 import { PROBLEM_SETS } from "../registry/schema.ts";
 import { VERSION } from "../version.ts";
@@ -160,6 +161,8 @@ export function buildProgram(setExit: (code: number) => void = () => {}) {
     .action(async (dir) => {
       setExit(await initCommand(dir));
     });
+
+  program.addCommand(agentCli(setExit));
 
   program
     .command("docs")

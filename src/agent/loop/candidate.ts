@@ -91,7 +91,10 @@ export async function runCandidate(
       const draft = l.steps.parse(asked.text);
       technique = draft.technique;
       if (!draft.ok) verdict = refused(draft.reason);
-      else {
+      else if (l.scrub(draft.source) !== draft.source) {
+        // A key in a kernel would reach the kernel file and session.json: never use one.
+        verdict = refused("the kernel source holds an API key this process holds; not used");
+      } else {
         source = draft.source;
         const staged = await l.steps.stage(source, id);
         try {

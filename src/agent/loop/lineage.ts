@@ -11,6 +11,7 @@
 import { relative } from "node:path";
 import type { ChatProvider, TokenBudget } from "../providers/provider.ts";
 import { ProviderError } from "../providers/provider.ts";
+import { redactor } from "../providers/errors.ts";
 import { AttemptDB } from "../attempts/db.ts";
 import { bestOf, currentOf, lastRoundOf } from "../attempts/queries.ts";
 import { type AttemptEntry, newAttemptId } from "../attempts/schema.ts";
@@ -78,9 +79,12 @@ class Stop {
 export class Lineage {
   readonly db: AttemptDB;
   entries: AttemptEntry[] = [];
+  /** Cuts held keys (whole, other spellings, long pieces) out of a text. */
+  readonly scrub: (text: string) => string;
 
   constructor(readonly init: LineageInit) {
     this.db = new AttemptDB(init.root, init.kernel, init.bucket, { redact: init.secrets });
+    this.scrub = redactor(init.secrets);
   }
 
   get kernel() {

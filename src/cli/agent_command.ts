@@ -1,0 +1,494 @@
+/**
+ * `metalbench agent …`: Agent Steel's commands — the loop over one or more
+ * kernels, `history` (a lineage as a table or JSON lines) and `plot` (gain
+ * curves). Parsing and wiring only: the loop is src/agent/loop/.
+ */
+import { join } from "node:path";
+import { Command, InvalidArgumentError, Option } from "@commander-js/extra-typings";
+import { defaultBackend } from "../backend/select.ts";
+import { loadRegistry, type Problem } from "../registry/load.ts";
+import { chooseWorkspace, type Workspace } from "../registry/workspace.ts";
+import {
+  openProvider,
+  PROVIDER_NAMES,
+  ProviderError,
+  type ProviderName,
+  type StreamMode,
+  TokenBudget,
+  withBudget,
+} from "../agent/providers/provider.ts";
+import { KEY_VARIABLES } from "../agent/providers/command.ts";
+import { redactor } from "../agent/providers/errors.ts";
+import { AttemptDB } from "../agent/attempts/db.ts";
+import { historyJsonLines, renderHistory } from "../agent/attempts/history_view.ts";
+import { plotCurves, svgToPng } from "../agent/plot.ts";
+import { EventSink, type KernelSummary, newLogPath } from "../agent/loop/events.ts";
+import { DEFAULT_POLICY, type LoopPolicy, type StopReason } from "../agent/loop/policy.ts";
+import { runAgent } from "../agent/loop/run.ts";
+import type { LineageResult } from "../agent/loop/lineage.ts";
+import { listenForStop, STOP_SIGNALS } from "../agent/loop/signals.ts";
+import { agentSteps } from "../agent/loop/agent_steps.ts";
+import { CliError, EXIT, EXIT_CODES_HELP } from "./exit_codes.ts";
+import { errorToExit } from "./errors.ts";
+import { closest } from "fastest-levenshtein";
+import { PlotError } from "../agent/plot.ts";
+import { LineageNameError } from "../agent/attempts/paths.ts";
+
+/** The model asked for when --model is not given (override with --model or METALBENCH_MODEL). */
+export const DEFAULT_MODELS: Partial<Record<ProviderName, string>> = {
+  openai: "gpt-5",
+  anthropic: "claude-sonnet-4-5",
+};
+
+export interface AgentFlags {
+  loop?: true;
+  maxRounds?: number;
+  patience?: number;
+  candidates?: number;
+  retries?: number;
+  parallel?: number;
+  diagnosis: boolean;
+  resume?: true;
+  rebaseline?: true;
+  wait?: true;
+  json?: true;
+  provider?: string;
+  model?: string;
+  baseUrl?: string;
+  apiKeyEnv?: string;
+  command?: string;
+  maxTokens?: number;
+  maxTokensTotal?: number;
+  llmTimeout?: number;
+  llmRetries?: number;
+  stream?: StreamMode;
+  backend?: "metal" | "sim";
+  size?: "bench" | "test";
+  warmup?: number;
+  iters?: number;
+  batch?: number;
+  clock: "batched" | "per-launch";
+  timeout?: number;
+  referenceTimeout?: number;
+  fastMath?: true;
+  workspace?: string;
+}
+
+/** The .agent-steel folder of a workspace (beside its session.json). */
+export function agentRoot(ws: Workspace): string {
+  return join(ws.outputRoot, ".agent-steel");
+}
+
+/** "relu,softmax gelu" → ["relu", "softmax", "gelu"]. */
+function kernelNames(args: string[]): string[] {
+  return args.flatMap((a) => a.split(",")).map((s) => s.trim()).filter(Boolean);
+}
+
+/** The values of every variable that may hold a key: cut from everything the run writes. */
+function heldSecrets(apiKeyEnv?: string): string[] {
+  const names = [...KEY_VARIABLES, ...(apiKeyEnv ? [apiKeyEnv] : [])];
+  return names.map((n) => Deno.env.get(n)).filter((v): v is string => !!v && v.length >= 8);
+}
+
+function policyOf(f: AgentFlags): LoopPolicy {
+  return {
+    maxRounds: f.maxRounds ?? (f.loop ? DEFAULT_POLICY.maxRounds : 1),
+    patience: f.patience ?? DEFAULT_POLICY.patience,
+    candidates: f.candidates ?? DEFAULT_POLICY.candidates,
+    retries: f.retries ?? DEFAULT_POLICY.retries,
+    parallel: f.parallel ?? DEFAULT_POLICY.parallel,
+    diagnosis: f.diagnosis,
+    maxTokens: f.maxTokens ?? DEFAULT_POLICY.maxTokens,
+    maxTokensTotal: f.maxTokensTotal,
+  };
+}
+
+/** Exit codes, most severe first: a run of several kernels exits with the first that applies. */
+const SEVERITY: number[] = [
+  EXIT.INTERRUPTED,
+  EXIT.TERMINATED,
+  EXIT.HANGUP,
+  EXIT.INTERNAL,
+  EXIT.ENVIRONMENT,
+  EXIT.REFERENCE_FAILED,
+  EXIT.DEVICE_LOST,
+  EXIT.DATA,
+  EXIT.USAGE,
+  EXIT.LINEAGE_BUSY,
+  EXIT.KERNEL_FAILED,
+  EXIT.BUDGET_SPENT,
+  EXIT.OK,
+];
+
+const STOP_EXIT: Record<Exclude<StopReason, "interrupted" | "error">, number> = {
+  "max-rounds": EXIT.OK,
+  patience: EXIT.OK,
+  budget: EXIT.BUDGET_SPENT,
+  usage: EXIT.USAGE,
+  "kernel-file-changed": EXIT.DATA,
+  "incorrect-baseline": EXIT.KERNEL_FAILED,
+  provider: EXIT.ENVIRONMENT,
+};
+
+function exitOf(r: LineageResult, signalCode: number): number {
+  if (r.stop === "interrupted") return signalCode;
+  if (r.stop === "error") {
+    if (r.error instanceof ProviderError) return EXIT.ENVIRONMENT;
+    return errorToExit(r.error); // prints its one line (and a trace for a bug)
+  }
+  return STOP_EXIT[r.stop];
+}
+
+function worst(codes: number[]): number {
+  return SEVERITY.find((c) => codes.includes(c)) ?? Math.max(EXIT.OK, ...codes);
+}
+
+export async function agentCommand(args: string[], f: AgentFlags): Promise<number> {
+  const names = kernelNames(args);
+  if (names.length === 0) {
+    throw new CliError(
+      "name a kernel to optimize, e.g. metalbench agent relu --loop (list them with: metalbench list)",
+      EXIT.USAGE,
+    );
+  }
+  if (f.resume && f.rebaseline) {
+    throw new CliError("--resume and --rebaseline exclude each other", EXIT.USAGE);
+  }
+  const workspace = chooseWorkspace(f.workspace);
+  const registry = loadRegistry(workspace);
+  const problems = names.map((n) => findProblem(registry.problems, n));
+  const policy = policyOf(f);
+  const provider = openAgentProvider(f);
+  const budget = new TokenBudget(policy.maxTokensTotal);
+  const secrets = heldSecrets(f.apiKeyEnv);
+  const root = agentRoot(workspace);
+  const log = await newLogPath(root);
+  const sink = new EventSink({ json: !!f.json, logPath: log, redact: redactor(secrets) });
+  const backend = f.backend ?? defaultBackend();
+
+  using stop = listenForStop((sig) =>
+    Deno.stderr.writeSync(
+      new TextEncoder().encode(
+        `\nmetalbench: ${sig}: stopping at the next step (again to quit at once)\n`,
+      ),
+    )
+  );
+  const signalCode = () => (stop.received ? STOP_SIGNALS[stop.received] : EXIT.INTERRUPTED);
+  sink.emit({
+    event: "start",
+    kernels: problems.map((p) => p.name),
+    provider: provider.name,
+    model: provider.model,
+    backend,
+    policy,
+    log,
+  });
+  let outcome;
+  try {
+    outcome = await runAgent({
+      problems,
+      workspace,
+      root,
+      backend,
+      policy,
+      provider: withBudget(provider, budget),
+      budget,
+      bench: {
+        size: f.size,
+        warmup: f.warmup,
+        iters: f.iters,
+        batch: f.batch,
+        clock: f.clock,
+        timeoutMs: f.timeout,
+        referenceTimeoutS: f.referenceTimeout,
+        fastMath: !!f.fastMath,
+      },
+      resume: !!f.resume,
+      rebaseline: !!f.rebaseline,
+      wait: !!f.wait,
+      signal: stop.signal,
+      sink,
+      secrets,
+      makeSteps: agentSteps,
+    });
+  } catch (e) {
+    if (stop.signal.aborted) return done(sink, signalCode(), [], budget);
+    throw e;
+  }
+  if (outcome.kind === "busy") {
+    throw new CliError(outcome.error.message, EXIT.LINEAGE_BUSY);
+  }
+  if (outcome.kind === "forced") return done(sink, signalCode(), [], budget);
+  const code = worst(outcome.results.map((r) => exitOf(r, signalCode())));
+  return done(sink, code, outcome.results, budget);
+}
+
+function done(sink: EventSink, exitCode: number, results: LineageResult[], budget: TokenBudget) {
+  const kernels: KernelSummary[] = results.map(({ error: _e, ...k }) => k);
+  sink.emit({ event: "done", exitCode, kernels, tokensSpent: budget.spent });
+  return exitCode;
+}
+
+function findProblem(problems: Map<string, Problem>, name: string): Problem {
+  const p = problems.get(name);
+  if (p) return p;
+  const near = problems.size ? closest(name, [...problems.keys()]) : undefined;
+  throw new CliError(
+    `unknown kernel '${name}'${
+      near ? `; did you mean '${near}'?` : ""
+    } (metalbench list shows all)`,
+    EXIT.USAGE,
+  );
+}
+
+function openAgentProvider(f: AgentFlags) {
+  const name = (f.provider ?? Deno.env.get("METALBENCH_PROVIDER") ?? "openai") as ProviderName;
+  if (!PROVIDER_NAMES.includes(name)) {
+    throw new CliError(
+      `unknown provider '${name.slice(0, 40)}'`,
+      EXIT.USAGE,
+      `pass --provider ${PROVIDER_NAMES.join("|")}`,
+    );
+  }
+  const model = f.model ?? Deno.env.get("METALBENCH_MODEL") ?? DEFAULT_MODELS[name] ?? "";
+  try {
+    return openProvider({
+      provider: name,
+      model,
+      baseUrl: f.baseUrl,
+      apiKeyEnv: f.apiKeyEnv,
+      command: f.command,
+      timeoutMs: f.llmTimeout === undefined ? undefined : f.llmTimeout * 1000,
+      maxRetries: f.llmRetries,
+      stream: f.stream,
+    });
+  } catch (e) {
+    if (!(e instanceof ProviderError)) throw e;
+    // A missing key is the environment's; any other bad setting is the command line's.
+    throw new CliError(e.message, /is not set/.test(e.message) ? EXIT.ENVIRONMENT : EXIT.USAGE);
+  }
+}
+
+/** The lineages of `kernel` under the .agent-steel folder: their buckets. */
+async function bucketsOf(root: string, kernel: string): Promise<string[]> {
+  const out: string[] = [];
+  try {
+    for await (const e of Deno.readDir(join(root, "history"))) {
+      const m = /^(.+)__(.+)\.jsonl$/.exec(e.name);
+      if (e.isFile && m && m[1] === kernel) out.push(m[2]);
+    }
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  return out.sort();
+}
+
+/** The one lineage of `kernel` to show: --bucket, or the only one there is. */
+async function lineageOf(root: string, kernel: string, bucket?: string): Promise<AttemptDB> {
+  if (bucket) {
+    try {
+      return new AttemptDB(root, kernel, bucket);
+    } catch (e) {
+      if (e instanceof LineageNameError) throw new CliError(e.message, EXIT.USAGE);
+      throw e;
+    }
+  }
+  const buckets = await bucketsOf(root, kernel);
+  if (buckets.length === 1) return new AttemptDB(root, kernel, buckets[0]);
+  if (buckets.length === 0) {
+    throw new CliError(
+      `no attempts recorded for ${kernel} in ${root}`,
+      EXIT.USAGE,
+      `run: metalbench agent ${kernel} --loop`,
+    );
+  }
+  throw new CliError(
+    `${kernel} has lineages on ${buckets.join(", ")}`,
+    EXIT.USAGE,
+    `pass --bucket ${buckets[0]} (or another)`,
+  );
+}
+
+/** Read a lineage, printing its read warnings (torn lines) on stderr. */
+async function readLineage(db: AttemptDB) {
+  const read = await db.read();
+  for (const w of read.warnings) console.error(`metalbench: warning: ${w}`);
+  return read.entries;
+}
+
+export async function historyCommand(
+  kernel: string,
+  f: { json?: true; bucket?: string; workspace?: string },
+): Promise<number> {
+  const root = agentRoot(chooseWorkspace(f.workspace));
+  const entries = await readLineage(await lineageOf(root, kernel, f.bucket));
+  Deno.stdout.writeSync(
+    new TextEncoder().encode(f.json ? historyJsonLines(entries) : renderHistory(entries)),
+  );
+  return EXIT.OK;
+}
+
+export async function plotCommand(
+  args: string[],
+  f: { output: string; bucket?: string; workspace?: string },
+): Promise<number> {
+  const names = kernelNames(args);
+  if (names.length === 0) throw new CliError("name the kernels to plot", EXIT.USAGE);
+  const lower = f.output.toLowerCase();
+  if (!lower.endsWith(".svg") && !lower.endsWith(".png")) {
+    throw new CliError(`-o ${f.output}: write a .svg or a .png`, EXIT.USAGE);
+  }
+  const root = agentRoot(chooseWorkspace(f.workspace));
+  const lineages = [];
+  for (const kernel of names) {
+    lineages.push({ kernel, entries: await readLineage(await lineageOf(root, kernel, f.bucket)) });
+  }
+  const svg = plotCurves(lineages);
+  try {
+    if (lower.endsWith(".svg")) await Deno.writeTextFile(f.output, svg);
+    else await svgToPng(svg, f.output);
+  } catch (e) {
+    if (e instanceof PlotError) throw new CliError(e.message, EXIT.ENVIRONMENT);
+    throw e;
+  }
+  console.error(`metalbench: wrote ${f.output}`);
+  return EXIT.OK;
+}
+
+/** An integer option within [min, max]. */
+function intOption(min: number, max = 2 ** 31 - 1) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!/^\s*-?\d+\s*$/.test(value) || !Number.isSafeInteger(n) || n < min || n > max) {
+      throw new InvalidArgumentError(`expected an integer from ${min} to ${max}, got '${value}'`);
+    }
+    return n;
+  };
+}
+
+function secondsOption(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0 || n > 86400) {
+    throw new InvalidArgumentError(`expected seconds from 0 to 86400, got '${value}'`);
+  }
+  return n;
+}
+
+/** `metalbench agent`, with `agent history` and `agent plot`, for main.ts to add. */
+export function agentCli(setExit: (code: number) => void) {
+  const agent = new Command("agent")
+    .description(
+      "Agent Steel: profile, rewrite, verify and keep or revert a kernel with an LLM, round after round",
+    )
+    .argument("[kernels...]", "kernels to optimize (relu or relu,softmax)")
+    .option(
+      "--loop",
+      "run rounds until --max-rounds, --patience or the token budget (default: one round)",
+    )
+    .option("--max-rounds <n>", "rounds this run (default 5 with --loop)", intOption(1, 10_000))
+    .option(
+      "--patience <k>",
+      "stop after k rounds in a row without a gain (default 3)",
+      intOption(1, 10_000),
+    )
+    .option(
+      "--candidates <k>",
+      "candidates written in parallel each round (default 2)",
+      intOption(1, 64),
+    )
+    .option(
+      "--retries <n>",
+      "retries of a candidate fed back its error (default 4)",
+      intOption(0, 20),
+    )
+    .option("--parallel <n>", "kernels optimized at once (default 1)", intOption(1, 64))
+    .option("--no-diagnosis", "skip the LLM's diagnosis of the profile facts")
+    .option("--resume", "continue the kernel's lineage from its AttemptDB")
+    .option("--rebaseline", "continue the lineage from the kernel file as it is (a new baseline)")
+    .option("--wait", "wait for a lineage another process holds instead of stopping")
+    .option("--json", "print events on stdout, one JSON object a line")
+    .addOption(
+      new Option("--provider <name>", "the LLM (default openai, or METALBENCH_PROVIDER)").choices(
+        ["openai", "anthropic", "openai-compatible", "command"] as const,
+      ),
+    )
+    .option("--model <name>", "the model (default per provider, or METALBENCH_MODEL)")
+    .option(
+      "--base-url <url>",
+      "the server (openai-compatible: required, e.g. http://127.0.0.1:11434/v1)",
+    )
+    .option(
+      "--api-key-env <NAME>",
+      "the variable holding the key (default OPENAI_API_KEY / ANTHROPIC_API_KEY)",
+    )
+    .option("--command <program>", "provider command: the program that reads the prompt on stdin")
+    .option("--max-tokens <n>", "largest reply per call (default 8192)", intOption(1, 1_000_000))
+    .option(
+      "--max-tokens-total <n>",
+      "tokens for the whole run; a clean stop when spent",
+      intOption(1),
+    )
+    .option("--llm-timeout <seconds>", "time limit of one LLM call (default 600)", secondsOption)
+    .option(
+      "--llm-retries <n>",
+      "retries of a failed LLM call (429, 5xx, network; default 2)",
+      intOption(0, 20),
+    )
+    .addOption(new Option("--stream <mode>", "stream replies (auto: long ones)").choices(
+      ["auto", "always", "never"] as const,
+    ))
+    .addOption(new Option("--backend <backend>").choices(["metal", "sim"] as const))
+    .addOption(new Option("--size <size>").choices(["bench", "test"] as const))
+    .option(
+      "--warmup <n>",
+      "untimed samples before timing (verifier default)",
+      intOption(0, 100_000),
+    )
+    .option(
+      "--iters <n>",
+      "timed samples of each kernel (verifier default)",
+      intOption(1, 1_000_000),
+    )
+    .option("--batch <k>", "launches per sample for the batched clock", intOption(1, 4096))
+    .addOption(
+      new Option("--clock <clock>").choices(["batched", "per-launch"] as const).default(
+        "batched" as const,
+      ),
+    )
+    .option("--timeout <ms>", "per-dispatch time limit (simulator)", intOption(1))
+    .option(
+      "--reference-timeout <seconds>",
+      "time limit of one MLX reference request",
+      secondsOption,
+    )
+    .option("--fast-math", "compile with fast math (default: off, as MLX)")
+    .option("--workspace <dir>", "the workspace")
+    .addHelpText("after", `\n${EXIT_CODES_HELP}`)
+    .enablePositionalOptions()
+    .action(async (kernels, opts) => {
+      setExit(await agentCommand(kernels, opts));
+    });
+
+  agent
+    .command("history")
+    .description("a kernel's AttemptDB as a table")
+    .argument("<kernel>")
+    .option("--json", "one entry a line")
+    .option("--bucket <bucket>", "the chip bucket (default: the only one recorded)")
+    .option("--workspace <dir>", "the workspace")
+    .action(async (kernel, opts) => {
+      setExit(await historyCommand(kernel, opts));
+    });
+
+  agent
+    .command("plot")
+    .description("best-so-far gain over the baseline per round, one line per kernel")
+    .argument("<kernels...>")
+    .requiredOption("-o, --output <file>", "an .svg, or a .png (needs a converter)")
+    .option("--bucket <bucket>", "the chip bucket (default: the only one recorded)")
+    .option("--workspace <dir>", "the workspace")
+    .action(async (kernels, opts) => {
+      setExit(await plotCommand(kernels, opts));
+    });
+  return agent;
+}
