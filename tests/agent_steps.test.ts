@@ -233,7 +233,16 @@ Deno.test("profiler: the diagnosis is one call to a real HTTP server, transcribe
     assert.match(user, /2–3 short paragraphs/);
     assert.ok(user.includes(renderFacts(facts)), "the facts, as rendered");
     assert.ok(user.includes(RELU_METAL.trim()) && user.includes("mx.maximum(x, 0)"));
-    assert.match(user, /"function": "relu_f32"/);
+    assert.ok(user.includes("```json\n" + input.registryEntry + "\n```"));
+    const entry = JSON.parse(input.registryEntry);
+    assert.deepEqual(entry.resolved.dispatches[0].grid, [Math.ceil(3003 / 4), 1, 1]);
+    assert.deepEqual(
+      entry.resolved.dispatches[0].buffers.map((b: { tensor: string }) => b.tensor),
+      [
+        "x",
+        "y",
+      ],
+    );
 
     await assert.rejects(
       diagnose(provider, facts, input, { maxTokens: 700, prompts, onCall: (c) => calls.push(c) }),

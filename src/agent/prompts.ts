@@ -114,6 +114,16 @@ export function requirePlaceholders(template: string, required: string[], what: 
   }
 }
 
+async function readPrompt(path: string): Promise<string | undefined> {
+  try {
+    return await readIfExists(path);
+  } catch (e) {
+    throw new PromptError(
+      `cannot read ${path}: ${(e as Error).message} — fix: make it a readable text file`,
+    );
+  }
+}
+
 /** A template asks only for values it can get, and for every value it needs. */
 function checkTemplate(name: PromptName, text: string, path: string): void {
   const { available, required } = PLACEHOLDERS[name];
@@ -138,7 +148,7 @@ export async function loadPrompts(workspaceRoot: string | null): Promise<PromptS
   const origins = {} as Record<PromptName, string>;
   for (const name of PROMPT_NAMES) {
     const override = workspaceRoot ? overridePromptPath(workspaceRoot, name) : null;
-    const text = override ? await readIfExists(override) : undefined;
+    const text = override ? await readPrompt(override) : undefined;
     if (text !== undefined && override) {
       if (!text.trim()) {
         throw new PromptError(
@@ -151,7 +161,7 @@ export async function loadPrompts(workspaceRoot: string | null): Promise<PromptS
       continue;
     }
     const builtin = builtinPromptPath(name);
-    const own = await readIfExists(builtin);
+    const own = await readPrompt(builtin);
     if (own === undefined) {
       throw new PromptError(
         `the built-in ${name} prompt is missing (${builtin}) — fix: reinstall metalbench, or put one at ${

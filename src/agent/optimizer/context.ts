@@ -18,7 +18,7 @@ export function registryEntryText(problem: Problem, size: SizeName): string {
   const sp = sized(problem, size);
   const tensor = (name: string) =>
     [...sp.inputs, ...sp.outputs, ...sp.intermediates].find((t) => t.name === name);
-  return JSON.stringify(
+  return compactJson(
     {
       name: problem.name,
       set: problem.set,
@@ -57,9 +57,24 @@ export function registryEntryText(problem: Problem, size: SizeName): string {
         bytes: sp.bytes,
       },
     },
-    null,
-    1,
   );
+}
+
+/** JSON, indented, with every object or array that fits in `width` columns on one line. */
+export function compactJson(value: unknown, width = 88, indent = ""): string {
+  const flat = JSON.stringify(value);
+  if (flat === undefined) return "null";
+  if (flat.length + indent.length <= width || value === null || typeof value !== "object") {
+    return flat;
+  }
+  const inner = indent + "  ";
+  if (Array.isArray(value)) {
+    return `[\n${value.map((v) => inner + compactJson(v, width, inner)).join(",\n")}\n${indent}]`;
+  }
+  const fields = Object.entries(value as Record<string, unknown>)
+    .filter(([, v]) => v !== undefined)
+    .map(([k, v]) => `${inner}${JSON.stringify(k)}: ${compactJson(v, width, inner)}`);
+  return `{\n${fields.join(",\n")}\n${indent}}`;
 }
 
 /** The kernel functions a problem's dispatches name, each once. */

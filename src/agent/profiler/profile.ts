@@ -27,7 +27,8 @@ export interface DispatchFacts {
   maxThreadsPerThreadgroup: number | null;
 }
 
-export interface ProfileFacts {
+/** A type (not an interface), so it fits the AttemptDB's `Record<string, unknown>` profile field. */
+export type ProfileFacts = {
   backend: "metal" | "sim";
   simulated: boolean;
   chip: string | null;
@@ -62,7 +63,7 @@ export interface ProfileFacts {
   clock?: string;
   /** Samples behind medianNs. */
   samples?: number;
-}
+};
 
 const clampShare = (v: number) => Math.min(1, Math.max(0, v));
 
