@@ -76,11 +76,12 @@ Deno.test({
         { AGENT_TEST_KEY: "sk-kill-test-0123456789" },
       );
       // Round 1 keeps the fast kernel; round 2's candidate is being verified when we kill.
-      await whileVerifying(ws, /relu-r2-/);
+      const staged = await whileVerifying(ws, /relu-r2-/);
       await sleep(500);
       run.kill("SIGKILL");
       const killed = await finished(run);
       assert.equal(killed.code, 137, killed.stderr);
+      assert.ok((await Deno.stat(staged)).isFile, "killed while the candidate was being verified");
       assert.equal(stub.requests.length, 2);
       assert.ok(stub.requests.every((r) => r.api === "anthropic" && !r.stream));
 
@@ -115,6 +116,7 @@ Deno.test({
       assert.equal(await Deno.readTextFile(kernelPath(ws)), current.source);
       assert.match(resumed.stderr, /\[relu\] lineage .*: 2 attempt\(s\) to round 1, resuming/);
       assert.equal(events(resumed.stdout).at(-1).event, "done");
+      await assert.rejects(Deno.stat(staged), Deno.errors.NotFound, "the leftover is cleared");
     } finally {
       await stub.close();
     }
@@ -127,11 +129,14 @@ Deno.test({
     "two processes on one lineage: the second stops at once naming the first's pid (exit 7); on two kernels both finish",
   async fn() {
     const ws = await agentWorkspace(KERNELS.slow, ["relu_b"]);
-    // OpenAI API, streamed; the first reply waits so the first process holds its lineage meanwhile.
-    const stub = startLlmStub([
-      { text: reply(KERNELS.fast), delayMs: 4000 },
-      reply(KERNELS.fast),
-    ]);
+    // OpenAI API, streamed.
+    const again = KERNELS.fast.replace("using namespace metal;", "using namespace metal;\n// w");
+    const stub = startLlmStub((req) =>
+      // relu's first candidate waits, so its process holds the lineage meanwhile.
+      /for `relu` /.test(req.messages[0].content) && req.messages[0].content.includes("12345.0f")
+        ? { text: reply(KERNELS.fast), delayMs: 4000 }
+        : reply(again)
+    );
     try {
       const more = ["--candidates", "1", "--no-diagnosis", "--stream", "always"];
       const first = spawnCli(agentArgs(ws, stub.url, "openai", ["relu", ...more]));
@@ -144,6 +149,9 @@ Deno.test({
       const second = await finished(spawnCli(agentArgs(ws, stub.url, "openai", ["relu", ...more])));
       const secondMs = performance.now() - started;
       const other = spawnCli(agentArgs(ws, stub.url, "openai", ["relu_b", ...more]));
+      const waiter = spawnCli(
+        agentArgs(ws, stub.url, "openai", ["relu", "--wait", "--resume", ...more]),
+      );
       assert.equal(second.code, 7, second.stderr);
       assert.equal(
         second.stderr.trim().split("\n").filter((l) => l.startsWith("metalbench:")).length,
@@ -158,11 +166,18 @@ Deno.test({
       );
       assert.ok(secondMs < 15_000, `stopped in ${secondMs} ms`);
 
-      const [a, b] = await Promise.all([finished(first), finished(other)]);
+      const [a, b, w] = await Promise.all([finished(first), finished(other), finished(waiter)]);
       assert.equal(a.code, 0, a.stderr);
       assert.equal(b.code, 0, b.stderr);
+      // --wait: waited for the first, then continued its lineage.
+      assert.equal(w.code, 0, w.stderr);
+      assert.match(
+        w.stderr,
+        new RegExp(`\\[relu\\] waiting: the lineage is held by process ${first.pid}`),
+      );
+      assert.deepEqual((await entries(ws, "relu")).map((e) => e.round), [0, 1, 2]);
       assert.ok(stub.requests.every((r) => r.stream));
-      assert.equal((await entries(ws, "relu")).at(-1)!.verdict, "kept");
+      assert.equal((await entries(ws, "relu"))[1].verdict, "kept");
       assert.equal((await entries(ws, "relu_b")).at(-1)!.verdict, "kept");
       // The lineage is free again.
       const l = await acquireLineage(join(ws, ".agent-steel"), "relu", BUCKET, { wait: false });

@@ -256,6 +256,38 @@ Deno.test({
 });
 
 Deno.test({
+  name: "--patience: rounds without a gain stop the loop before --max-rounds",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const ws = await agentWorkspace();
+    const stub = startLlmStub(() => "Nothing to offer.");
+    try {
+      const { result, events } = await runLoop(ws, stub.url, "openai", {
+        maxRounds: 10,
+        patience: 2,
+        candidates: 1,
+        retries: 0,
+        diagnosis: false,
+      });
+      assert.equal(result.stop, "patience");
+      assert.equal(result.rounds, 2);
+      assert.deepEqual((await entries(ws)).map((e) => [e.round, e.verdict]), [
+        [0, "baseline"],
+        [1, "rejected"],
+        [2, "rejected"],
+      ]);
+      assert.deepEqual(
+        events.filter((e) => e.event === "round-end").map((e) => e.kept),
+        [false, false],
+      );
+    } finally {
+      await stub.close();
+    }
+  },
+});
+
+Deno.test({
   name: "the token budget stops the run cleanly: the kernel file untouched, nothing half-recorded",
   sanitizeResources: false,
   sanitizeOps: false,

@@ -29,7 +29,7 @@ import type { LineageResult } from "../agent/loop/lineage.ts";
 import { listenForStop, STOP_SIGNALS } from "../agent/loop/signals.ts";
 import { agentSteps } from "../agent/loop/agent_steps.ts";
 import { CliError, EXIT, EXIT_CODES_HELP } from "./exit_codes.ts";
-import { errorToExit } from "./errors.ts";
+import { errorToExit, printError } from "./errors.ts";
 import { closest } from "fastest-levenshtein";
 import { PlotError } from "../agent/plot.ts";
 import { LineageNameError } from "../agent/attempts/paths.ts";
@@ -216,7 +216,8 @@ export async function agentCommand(args: string[], f: AgentFlags): Promise<numbe
     throw e;
   }
   if (outcome.kind === "busy") {
-    throw new CliError(outcome.error.message, EXIT.LINEAGE_BUSY);
+    printError(outcome.error.message);
+    return done(sink, EXIT.LINEAGE_BUSY, [], budget);
   }
   if (outcome.kind === "forced") return done(sink, signalCode(), [], budget);
   const code = worst(outcome.results.map((r) => exitOf(r, signalCode())));

@@ -8,7 +8,7 @@
  * The kernel file only ever changes in `keep`: the kept entry is appended
  * first, then the file is replaced atomically (see kernel_file.ts).
  */
-import { relative } from "node:path";
+import { join, relative } from "node:path";
 import type { ChatProvider, TokenBudget } from "../providers/provider.ts";
 import { ProviderError } from "../providers/provider.ts";
 import { redactor } from "../providers/errors.ts";
@@ -215,6 +215,8 @@ async function open(l: Lineage): Promise<RunRecord | null> {
     resumed: l.entries.length > 0,
   });
   await removeStaleTemps(init.kernelPath);
+  // Candidates a killed run left staged (optimizer/staging.ts: <staging>/<kernel>/<id>/).
+  await Deno.remove(join(init.root, "staging", l.kernel), { recursive: true }).catch(() => {});
   if (l.entries.length === 0) return await baseline(l, 0);
   if (!init.resume && !init.rebaseline) {
     throw new Stop(
