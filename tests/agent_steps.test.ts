@@ -515,6 +515,14 @@ Deno.test("optimizer: a candidate is staged atomically in a folder of its own, n
       ["relu.metal"],
       "no temp file left",
     );
+    assert.deepEqual(
+      [...Deno.readDirSync(join(staging, "relu"))].map((e) => e.name),
+      ["relu-r1-c0-t0-abcd1234"],
+      "no partial folder left",
+    );
+    // Staged again under the same id: replaced whole.
+    await stageCandidate(staging, "relu", "relu-r1-c0-t0-abcd1234", WRONG_RELU);
+    assert.equal(await Deno.readTextFile(path), WRONG_RELU);
     for (
       const [kernel, id] of [["relu", "../x"], ["relu", ".."], ["../relu", "a"], ["relu", "a/b"]]
     ) {
@@ -528,6 +536,11 @@ Deno.test("optimizer: a candidate is staged atomically in a folder of its own, n
       stageCandidate(staging, "relu", "alias", WRONG_RELU, [inner]),
       (e) => e instanceof StagingError && /is the kernel file/.test(e.message),
     );
+    assert.equal(await Deno.readTextFile(inner), RELU_METAL);
+    // Even unguarded, the link is replaced by a real folder, never written through.
+    const through = await stageCandidate(staging, "relu", "alias", WRONG_RELU);
+    assert.ok(!(await Deno.lstat(join(staging, "relu", "alias"))).isSymlink);
+    assert.equal(await Deno.readTextFile(through), WRONG_RELU);
     assert.equal(await Deno.readTextFile(inner), RELU_METAL);
   } finally {
     await Deno.remove(ws, { recursive: true });

@@ -6,10 +6,9 @@
  * compiler may read the kernel's folder: one candidate cannot `#include`
  * another.
  */
-import { join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { lineageName } from "../attempts/paths.ts";
 import { ATTEMPT_ID } from "../attempts/schema.ts";
-import { atomicWrite } from "../../store/files.ts";
 
 export class StagingError extends Error {
   override name = "StagingError";
@@ -27,9 +26,12 @@ export function stagedPath(stagingDir: string, kernel: string, id: string): stri
 }
 
 /**
- * Write `source` atomically (temp file, fsync, rename) and return its path.
- * `avoid` lists files that must never be written (the kernel file): a
- * staging folder set up to alias one is refused.
+ * Write `source` and return its path. The candidate's folder appears
+ * whole or not at all: the file is written and synced in a hidden
+ * `.partial-*` folder beside it, which is then renamed into place (a reader
+ * of the staging folder never sees a half-written file or a temp name
+ * under the candidate's id). `avoid` lists files that must never be
+ * written (the kernel file): a staging folder set up to alias one is refused.
  */
 export async function stageCandidate(
   stagingDir: string,
@@ -40,15 +42,30 @@ export async function stageCandidate(
 ): Promise<string> {
   const path = stagedPath(stagingDir, kernel, id);
   for (const file of avoid) {
-    const a = await realOrSelf(file);
-    const b = await realOrSelf(path);
-    if (a === b) {
+    if (await realOrSelf(file) === await realOrSelf(path)) {
       throw new StagingError(
         `the staging path ${path} is the kernel file ${file} — fix: keep .agent-steel/staging outside kernels/`,
       );
     }
   }
-  await atomicWrite(path, source);
+  const folder = dirname(path);
+  const parent = dirname(folder);
+  await Deno.mkdir(parent, { recursive: true });
+  const tmp = await Deno.makeTempDir({ dir: parent, prefix: ".partial-" });
+  try {
+    {
+      using file = await Deno.open(join(tmp, basename(path)), { write: true, createNew: true });
+      const bytes = new TextEncoder().encode(source);
+      for (let at = 0; at < bytes.length;) at += await file.write(bytes.subarray(at));
+      await file.sync();
+    }
+    // The same id staged again replaces its folder (a link there is removed, not followed).
+    await Deno.remove(folder, { recursive: true }).catch(() => {});
+    await Deno.rename(tmp, folder);
+  } catch (e) {
+    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+    throw e;
+  }
   return path;
 }
 
