@@ -6,6 +6,7 @@
 import { join } from "node:path";
 import { Command, InvalidArgumentError, Option } from "@commander-js/extra-typings";
 import { defaultBackend } from "../backend/select.ts";
+import { DeviceLostError } from "../bench/session_run.ts";
 import { loadRegistry, type Problem } from "../registry/load.ts";
 import { chooseWorkspace, type Workspace } from "../registry/workspace.ts";
 import {
@@ -134,6 +135,13 @@ function exitOf(r: LineageResult, signalCode: number): number {
   if (r.stop === "interrupted") return signalCode;
   if (r.stop === "error") {
     if (r.error instanceof ProviderError) return EXIT.ENVIRONMENT;
+    if (r.error instanceof DeviceLostError) {
+      printError(
+        r.error.message,
+        `run it again in a new process: metalbench agent ${r.kernel} --resume`,
+      );
+      return EXIT.DEVICE_LOST;
+    }
     return errorToExit(r.error); // prints its one line (and a trace for a bug)
   }
   return STOP_EXIT[r.stop];

@@ -6,8 +6,7 @@
  * never overlap while LLM calls do.
  */
 import { dirname, join } from "node:path";
-import { clockOf, RUN_DEFAULTS, sourceFromFile } from "../../bench/harness.ts";
-import type { BenchOptions } from "../../bench/run.ts";
+import { clockOf, type Harness, RUN_DEFAULTS, sourceFromFile } from "../../bench/harness.ts";
 import { type Problem, sized } from "../../registry/load.ts";
 import type { RunRecord } from "../../store/schema.ts";
 import { ProviderError } from "../providers/provider.ts";
@@ -30,6 +29,9 @@ import {
 import { verify, verifyOptions } from "../verifier/verifier.ts";
 import type { StepsContext } from "./run.ts";
 import type { CandidateVerdict, Measured, Profile, Steps } from "./steps.ts";
+
+/** The harness's options for one benchmark (its own type, not run.ts's). */
+type BenchOptions = Parameters<Harness["benchmark"]>[2];
 
 /** The problem as this run compiles it: --fast-math turns its fast math on. */
 function asCompiled(problem: Problem, fastMath: boolean): Problem {

@@ -158,8 +158,19 @@ export class Lineage {
     });
   }
 
+  /** The entries since the latest baseline: what the kernel file's line is measured against. */
+  sinceBaseline(): AttemptEntry[] {
+    const i = this.entries.findLastIndex((e) => e.verdict === "baseline");
+    return i < 0 ? this.entries : this.entries.slice(i);
+  }
+
+  /** Speed gain of the best over the latest baseline, %. */
   gainPct(): number | null {
-    return gainCurve(this.kernel, this.entries)?.finalPct ?? null;
+    return gainCurve(this.kernel, this.sinceBaseline())?.finalPct ?? null;
+  }
+
+  bestMedianNs(): number | null {
+    return bestOf(this.sinceBaseline())?.bench?.medianNs ?? null;
   }
 }
 
@@ -190,8 +201,8 @@ export async function runLineage(init: LineageInit): Promise<LineageResult> {
     stop: stop.reason,
     message: stop.message,
     rounds,
-    baselineMedianNs: l.entries.find((e) => e.verdict === "baseline")?.bench?.medianNs ?? null,
-    bestMedianNs: bestOf(l.entries)?.bench?.medianNs ?? null,
+    baselineMedianNs: l.sinceBaseline()[0]?.bench?.medianNs ?? null,
+    bestMedianNs: l.bestMedianNs(),
     gainPct: l.gainPct(),
     error: stop.error,
   };
@@ -212,7 +223,7 @@ async function open(l: Lineage): Promise<RunRecord | null> {
     bucket: init.bucket,
     attempts: l.entries.length,
     lastRound,
-    resumed: l.entries.length > 0,
+    resumed: l.entries.length > 0 && init.resume,
   });
   await removeStaleTemps(init.kernelPath);
   // Candidates a killed run left staged (optimizer/staging.ts: <staging>/<kernel>/<id>/).
@@ -247,7 +258,7 @@ async function baseline(l: Lineage, round: number): Promise<RunRecord> {
   if (m.correctness.status !== "correct" || !m.bench) {
     throw new Stop(
       "incorrect-baseline",
-      `${l.init.kernelPath} is ${m.correctness.status} as it is (${m.correctness.detail}) — fix: make \`metalbench ${l.kernel}\` pass first; Agent Steel improves a correct kernel`,
+      `${l.init.kernelPath} is not correct as it is (${m.correctness.status}: ${m.correctness.detail}) — fix: make \`metalbench ${l.kernel}\` pass first; Agent Steel improves a correct kernel`,
     );
   }
   const source = await Deno.readTextFile(l.init.kernelPath);
@@ -348,7 +359,7 @@ async function rounds_(l: Lineage, record: RunRecord | null, counted: () => void
       kernel: l.kernel,
       round,
       kept: kept !== null,
-      bestMedianNs: bestOf(l.entries)?.bench?.medianNs ?? null,
+      bestMedianNs: l.bestMedianNs(),
       gainPct: l.gainPct(),
       tokensSpent: init.budget.spent,
     });
