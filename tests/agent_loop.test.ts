@@ -369,3 +369,14 @@ Deno.test("a keep cut short between its AttemptDB line and the rename is finishe
   assert.deepEqual(await reconcile(file, lineage), { kind: "differs" });
   assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["relu.metal"], "no temp left");
 });
+
+Deno.test("a kept kernel replaces the file a symlink points at; the link stays", async () => {
+  const dir = await Deno.makeTempDir();
+  const real = join(dir, "real.metal");
+  const link = join(dir, "relu.metal");
+  await Deno.writeTextFile(real, "A");
+  await Deno.symlink(real, link);
+  await replaceKernelFile(link, "B");
+  assert.ok((await Deno.lstat(link)).isSymlink);
+  assert.equal(await Deno.readTextFile(real), "B");
+});

@@ -82,7 +82,7 @@ export function agentRoot(ws: Workspace): string {
 
 /** "relu,softmax gelu" → ["relu", "softmax", "gelu"]. */
 function kernelNames(args: string[]): string[] {
-  return args.flatMap((a) => a.split(",")).map((s) => s.trim()).filter(Boolean);
+  return [...new Set(args.flatMap((a) => a.split(",")).map((s) => s.trim()).filter(Boolean))];
 }
 
 /** The values of every variable that may hold a key: cut from everything the run writes. */
@@ -163,6 +163,13 @@ export async function agentCommand(args: string[], f: AgentFlags): Promise<numbe
     throw new CliError("--resume and --rebaseline exclude each other", EXIT.USAGE);
   }
   const workspace = chooseWorkspace(f.workspace);
+  if (workspace.root !== workspace.outputRoot) {
+    throw new CliError(
+      "the built-in suite is read-only: Agent Steel rewrites kernel files",
+      EXIT.USAGE,
+      "copy it into a workspace with `metalbench init <dir>` and run the agent there",
+    );
+  }
   const registry = loadRegistry(workspace);
   const problems = names.map((n) => findProblem(registry.problems, n));
   const policy = policyOf(f);
@@ -221,7 +228,7 @@ export async function agentCommand(args: string[], f: AgentFlags): Promise<numbe
     });
   } catch (e) {
     if (stop.signal.aborted) return done(sink, signalCode(), [], budget);
-    throw e;
+    return done(sink, errorToExit(e), [], budget); // the harness could not open: one line, then done
   }
   if (outcome.kind === "busy") {
     printError(outcome.error.message);

@@ -11,7 +11,9 @@
 import { basename, dirname, join } from "node:path";
 import type { AttemptEntry } from "../attempts/schema.ts";
 
-export async function replaceKernelFile(path: string, text: string): Promise<void> {
+export async function replaceKernelFile(given: string, text: string): Promise<void> {
+  // Through a symlink to the file it points at: the link stays a link.
+  const path = await Deno.realPath(given).catch(() => given);
   const dir = dirname(path);
   const mode = (await Deno.stat(path).catch(() => null))?.mode ?? 0o644;
   const tmp = join(dir, `.${basename(path)}.${crypto.randomUUID().slice(0, 8)}.agent-tmp`);
@@ -59,7 +61,8 @@ export async function reconcile(path: string, entries: AttemptEntry[]): Promise<
 }
 
 /** Leftover temp files of a keep cut short by a crash (they never replaced anything). */
-export async function removeStaleTemps(path: string): Promise<void> {
+export async function removeStaleTemps(given: string): Promise<void> {
+  const path = await Deno.realPath(given).catch(() => given);
   const prefix = `.${basename(path)}.`;
   for await (const e of Deno.readDir(dirname(path))) {
     if (e.isFile && e.name.startsWith(prefix) && e.name.endsWith(".agent-tmp")) {
