@@ -309,7 +309,13 @@ enum Step { kStdio = 1, kNoNewPrivs, kLandlock, kUnshare, kIdMap, kMount, kChroo
     child_fail(c, kLandlock);
   if (chdir(c.cwd) != 0) child_fail(c, kChdir);
   // No descriptor of the host reaches the compiler (the report pipe closes on exec).
-  for (int fd = 3; fd < 1024; ++fd)
+  bool closed = false;
+#ifdef SYS_close_range
+  unsigned keep = static_cast<unsigned>(c.report);
+  closed = (keep == 3 || syscall(SYS_close_range, 3u, keep - 1, 0u) == 0) &&
+           syscall(SYS_close_range, keep + 1, ~0u, 0u) == 0;
+#endif
+  for (int fd = 3; !closed && fd < 65536; ++fd)
     if (fd != c.report) close(fd);
   execve(c.path, c.argv.data(), c.envp.data());
   child_fail(c, kExec);
