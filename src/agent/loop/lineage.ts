@@ -5,10 +5,10 @@
  * the policy's candidates in parallel, keep the best of those that beat it —
  * until the policy, the token budget or a signal says stop.
  *
- * The kernel file only ever changes in `keep`: the kept entry is appended
+ * The kernel file only ever changes in keep.ts: the kept entry is appended
  * first, then the file is replaced atomically (see kernel_file.ts).
  */
-import { join, relative } from "node:path";
+import { join } from "node:path";
 import type { ChatProvider, TokenBudget } from "../providers/provider.ts";
 import { ProviderError } from "../providers/provider.ts";
 import { redactor } from "../providers/errors.ts";
@@ -20,13 +20,11 @@ import { gainCurve } from "../plot.ts";
 import { sha256Hex } from "../../util/hash.ts";
 import type { Workspace } from "../../registry/workspace.ts";
 import type { RunRecord } from "../../store/schema.ts";
-import { describeUpdate, offerRun } from "../../store/session.ts";
-import { appendRun } from "../../store/results.ts";
-import { writeSessionDocs } from "../../store/markdown.ts";
 import { type CandidateResult, RoundShared, runCandidate } from "./candidate.ts";
 import type { EventSink, KernelSummary } from "./events.ts";
-import { reconcile, removeStaleTemps, replaceKernelFile } from "./kernel_file.ts";
-import { type LoopPolicy, nextRoundAllowed, type StopReason } from "./policy.ts";
+import { reconcile, removeStaleTemps } from "./kernel_file.ts";
+import { keepBest } from "./keep.ts";
+import { type LoopPolicy, nextRoundAllowed, Stop } from "./policy.ts";
 import type { CandidateVerdict, Measured, Profile, Steps } from "./steps.ts";
 
 export interface LineageInit {
@@ -69,11 +67,6 @@ interface EntryParts {
   verdict: CandidateVerdict;
   tokens: { input: number; output: number };
   calls: TranscriptCall[];
-}
-
-/** A stop with its one-line reason. */
-class Stop {
-  constructor(readonly reason: StopReason, readonly message: string, readonly error?: unknown) {}
 }
 
 export class Lineage {
@@ -180,7 +173,7 @@ export async function runLineage(init: LineageInit): Promise<LineageResult> {
   let stop: Stop;
   try {
     const record = await open(l);
-    stop = await rounds_(l, record, () => rounds++);
+    stop = await runRounds(l, record, () => rounds++);
   } catch (e) {
     stop = e instanceof Stop
       ? e
@@ -302,7 +295,7 @@ async function baseline(l: Lineage, round: number): Promise<RunRecord> {
 }
 
 /** Rounds until the policy, the budget or a signal says stop. */
-async function rounds_(l: Lineage, record: RunRecord | null, counted: () => void): Promise<Stop> {
+async function runRounds(l: Lineage, record: RunRecord | null, counted: () => void): Promise<Stop> {
   const { init } = l;
   let run = 0;
   let withoutGain = 0;
@@ -395,81 +388,3 @@ async function settleAll(tasks: Promise<CandidateResult>[]): Promise<CandidateRe
   if (failed) throw failed.reason;
   return settled.map((s) => (s as PromiseFulfilledResult<CandidateResult>).value);
 }
-
-/**
- * Of the candidates that beat the best, keep the one that beat it by the
- * most (each was measured against the best in its own run); the others are
- * recorded as slower than it. Returns the kept run's record, or null.
- */
-async function keepBest(
-  l: Lineage,
-  best: AttemptEntry,
-  results: CandidateResult[],
-): Promise<RunRecord | null> {
-  const fast = results.flatMap((r) => (r.fast ? [r.fast] : []))
-    .sort((a, b) => (a.verdict.deltaPct ?? 0) - (b.verdict.deltaPct ?? 0));
-  if (fast.length === 0) return null;
-  const [winner, ...others] = fast;
-  for (const o of others) {
-    await l.record({
-      ...o.entry,
-      verdict: "slower",
-      reason: `beat the best (${
-        fmt(o.verdict.deltaPct)
-      }) but candidate ${winner.entry.candidate} of this round beat it by more (${
-        fmt(winner.verdict.deltaPct)
-      }); not kept`,
-    });
-  }
-  const { init } = l;
-  // The user (or anyone) may have edited the file during the round: never overwrite that.
-  if ((await Deno.readTextFile(init.kernelPath)) !== best.source) {
-    await l.record({
-      ...winner.entry,
-      verdict: "rejected",
-      reason: `${init.kernelPath} changed during the round; not kept`,
-    });
-    throw new Stop(
-      "kernel-file-changed",
-      `${init.kernelPath} changed while the agent ran; it was left as it is — fix: pass --rebaseline to continue from it`,
-    );
-  }
-  await l.record(winner.entry);
-  await replaceKernelFile(init.kernelPath, winner.entry.source);
-  const session = winner.verdict.record
-    ? await offerKept(init, winner.verdict.record, winner.entry.source)
-    : "no run record to offer to session.json";
-  init.sink.emit({
-    event: "kept",
-    kernel: l.kernel,
-    round: winner.entry.round,
-    id: winner.entry.id,
-    medianNs: winner.entry.bench?.medianNs ?? null,
-    deltaPct: winner.entry.deltaPct,
-    gainPct: l.gainPct(),
-    kernelPath: init.kernelPath,
-    session,
-  });
-  return winner.verdict.record;
-}
-
-/** The kept kernel's run, as the kernel file's: into results/ and offered to session.json. */
-async function offerKept(init: LineageInit, run: RunRecord, source: string): Promise<string> {
-  const ws = init.workspace;
-  const record: RunRecord = {
-    ...run,
-    source: run.source ? { ...run.source, path: init.kernelPath, variant: init.variant } : null,
-  };
-  try {
-    await appendRun(ws.resultsDir, record);
-    const update = await offerRun(ws.sessionPath, record, source, (s) => writeSessionDocs(s, ws));
-    return describeUpdate(record.bucket, record.kernel, update);
-  } catch (e) {
-    // The kernel is kept either way; the leaderboard can be refreshed with `metalbench <kernel>`.
-    return `session.json not updated: ${(e as Error).message} (${
-      relative(ws.outputRoot, ws.sessionPath)
-    })`;
-  }
-}
-
-const fmt = (p: number | null) => p === null ? "?" : `${p > 0 ? "+" : ""}${p.toFixed(1)}%`;

@@ -64,3 +64,8 @@ export function nextRoundAllowed(
   if (roundsWithoutGain >= policy.patience) return "patience";
   return null;
 }
+
+/** A lineage's stop, thrown or returned, with its one-line reason. */
+export class Stop {
+  constructor(readonly reason: StopReason, readonly message: string, readonly error?: unknown) {}
+}
