@@ -694,6 +694,7 @@ int32_t mb_device_info(mb_device *dev, char *json, uint64_t json_cap, char *err,
                   ",\"runner\":" + json_string(d.runner_path) +
                   ",\"workers\":" + std::to_string(d.workers) +
                   ",\"sandbox\":" + (d.sandbox ? "\"seccomp\"" : "\"off\"") +
+                  ",\"compile_sandbox\":" + json_string(mbsim::compile_sandbox(d.compiler)) +
                   ",\"timeout_ms\":" + std::to_string(d.timeout_ms) +
                   ",\"compiler_runs\":" + std::to_string(d.compiler_runs) +
                   ",\"cache_hits\":" + std::to_string(d.cache_hits) +
