@@ -277,12 +277,6 @@ Deno.test({
         { OPENAI_API_KEY: key },
       ));
       assert.equal(out.code, 0, out.stderr);
-      assert.ok(stub.requests.length >= 6, "the model was asked");
-      assert.ok(stub.requests.every((r) => r.headers.authorization === `Bearer ${key}`));
-      const got = await entries(ws);
-      assert.match(got[1].reason, /holds an API key/);
-      assert.equal(got.at(-1)!.verdict, "kept");
-
       const texts: [string, string][] = [["stdout", out.stdout], ["stderr", out.stderr]];
       for (const f of await filesUnder(ws)) texts.push([f, await Deno.readTextFile(f)]);
       assert.ok(texts.some(([f]) => f.includes(".agent-steel/logs/")), "a log was written");
@@ -291,6 +285,11 @@ Deno.test({
         assert.ok(!text.includes(key), `the key is in ${where}`);
         assert.ok(!text.includes(key.slice(10, 30)), `a piece of the key is in ${where}`);
       }
+      assert.ok(stub.requests.length >= 6, "the model was asked");
+      assert.ok(stub.requests.every((r) => r.headers.authorization === `Bearer ${key}`));
+      const got = await entries(ws);
+      assert.match(got[1].reason, /holds an API key/);
+      assert.equal(got.at(-1)!.verdict, "kept");
     } finally {
       await stub.close();
     }
