@@ -1,6 +1,7 @@
 """MetalBench MLX worker: loads MLX reference problems, runs them and times them.
 
-One long-lived process per MetalBench run, driven by src/reference/client.ts.
+One process serves many requests (the benchmark starts one per problem: see
+src/bench/reference_mlx.ts), driven by src/reference/client.ts.
 The TypeScript side of this protocol is src/reference/protocol.ts; keep the two
 in step (PROTOCOL below and PROTOCOL_VERSION there).
 
