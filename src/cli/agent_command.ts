@@ -4,7 +4,6 @@
  * curves). Parsing and wiring only: the loop is src/agent/loop/.
  */
 import { join } from "node:path";
-import { Command, InvalidArgumentError, Option } from "@commander-js/extra-typings";
 import { defaultBackend } from "../backend/select.ts";
 import { DeviceLostError } from "../bench/session_run.ts";
 import { loadRegistry, type Problem } from "../registry/load.ts";
@@ -29,7 +28,7 @@ import { runAgent } from "../agent/loop/run.ts";
 import type { LineageResult } from "../agent/loop/lineage.ts";
 import { listenForStop, STOP_SIGNALS } from "../agent/loop/signals.ts";
 import { agentSteps } from "../agent/loop/agent_steps.ts";
-import { CliError, EXIT, EXIT_CODES_HELP } from "./exit_codes.ts";
+import { CliError, EXIT } from "./exit_codes.ts";
 import { errorToExit, printError } from "./errors.ts";
 import { closest } from "fastest-levenshtein";
 import { PlotError } from "../agent/plot.ts";
@@ -369,142 +368,4 @@ export async function plotCommand(
   }
   console.error(`metalbench: wrote ${f.output}`);
   return EXIT.OK;
-}
-
-/** An integer option within [min, max]. */
-function intOption(min: number, max = 2 ** 31 - 1) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!/^\s*-?\d+\s*$/.test(value) || !Number.isSafeInteger(n) || n < min || n > max) {
-      throw new InvalidArgumentError(`expected an integer from ${min} to ${max}, got '${value}'`);
-    }
-    return n;
-  };
-}
-
-function secondsOption(value: string): number {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0 || n > 86400) {
-    throw new InvalidArgumentError(`expected seconds from 0 to 86400, got '${value}'`);
-  }
-  return n;
-}
-
-/** `metalbench agent`, with `agent history` and `agent plot`, for main.ts to add. */
-export function agentCli(setExit: (code: number) => void) {
-  const agent = new Command("agent")
-    .description(
-      "Agent Steel: profile, rewrite, verify and keep or revert a kernel with an LLM, round after round",
-    )
-    .argument("[kernels...]", "kernels to optimize (relu or relu,softmax)")
-    .option(
-      "--loop",
-      "run rounds until --max-rounds, --patience or the token budget (default: one round)",
-    )
-    .option("--max-rounds <n>", "rounds this run (default 5 with --loop)", intOption(1, 10_000))
-    .option(
-      "--patience <k>",
-      "stop after k rounds in a row without a gain (default 3)",
-      intOption(1, 10_000),
-    )
-    .option(
-      "--candidates <k>",
-      "candidates written in parallel each round (default 2)",
-      intOption(1, 64),
-    )
-    .option(
-      "--retries <n>",
-      "retries of a candidate fed back its error (default 4)",
-      intOption(0, 20),
-    )
-    .option("--parallel <n>", "kernels optimized at once (default 1)", intOption(1, 64))
-    .option("--no-diagnosis", "skip the LLM's diagnosis of the profile facts")
-    .option("--resume", "continue the kernel's lineage from its AttemptDB")
-    .option("--rebaseline", "continue the lineage from the kernel file as it is (a new baseline)")
-    .option("--wait", "wait for a lineage another process holds instead of stopping")
-    .option("--json", "print events on stdout, one JSON object a line")
-    .addOption(
-      new Option("--provider <name>", "the LLM (default openai, or METALBENCH_PROVIDER)").choices(
-        ["openai", "anthropic", "openai-compatible", "command"] as const,
-      ),
-    )
-    .option("--model <name>", "the model (default per provider, or METALBENCH_MODEL)")
-    .option(
-      "--base-url <url>",
-      "the server (openai-compatible: required, e.g. http://127.0.0.1:11434/v1)",
-    )
-    .option(
-      "--api-key-env <NAME>",
-      "the variable holding the key (default OPENAI_API_KEY / ANTHROPIC_API_KEY)",
-    )
-    .option("--command <program>", "provider command: the program that reads the prompt on stdin")
-    .option("--max-tokens <n>", "largest reply per call (default 8192)", intOption(1, 1_000_000))
-    .option(
-      "--max-tokens-total <n>",
-      "tokens for the whole run; a clean stop when spent",
-      intOption(1),
-    )
-    .option("--llm-timeout <seconds>", "time limit of one LLM call (default 600)", secondsOption)
-    .option(
-      "--llm-retries <n>",
-      "retries of a failed LLM call (429, 5xx, network; default 2)",
-      intOption(0, 20),
-    )
-    .addOption(new Option("--stream <mode>", "stream replies (auto: long ones)").choices(
-      ["auto", "always", "never"] as const,
-    ))
-    .addOption(new Option("--backend <backend>").choices(["metal", "sim"] as const))
-    .addOption(new Option("--size <size>").choices(["bench", "test"] as const))
-    .option(
-      "--warmup <n>",
-      "untimed samples before timing (verifier default)",
-      intOption(0, 100_000),
-    )
-    .option(
-      "--iters <n>",
-      "timed samples of each kernel (verifier default)",
-      intOption(1, 1_000_000),
-    )
-    .option("--batch <k>", "launches per sample for the batched clock", intOption(1, 4096))
-    .addOption(
-      new Option("--clock <clock>").choices(["batched", "per-launch"] as const).default(
-        "batched" as const,
-      ),
-    )
-    .option("--timeout <ms>", "per-dispatch time limit (simulator)", intOption(1))
-    .option(
-      "--reference-timeout <seconds>",
-      "time limit of one MLX reference request",
-      secondsOption,
-    )
-    .option("--fast-math", "compile with fast math (default: off, as MLX)")
-    .option("--workspace <dir>", "the workspace")
-    .addHelpText("after", `\n${EXIT_CODES_HELP}`)
-    .enablePositionalOptions()
-    .action(async (kernels, opts) => {
-      setExit(await agentCommand(kernels, opts));
-    });
-
-  agent
-    .command("history")
-    .description("a kernel's AttemptDB as a table")
-    .argument("<kernel>")
-    .option("--json", "one entry a line")
-    .option("--bucket <bucket>", "the chip bucket (default: the only one recorded)")
-    .option("--workspace <dir>", "the workspace")
-    .action(async (kernel, opts) => {
-      setExit(await historyCommand(kernel, opts));
-    });
-
-  agent
-    .command("plot")
-    .description("best-so-far gain over the baseline per round, one line per kernel")
-    .argument("<kernels...>")
-    .requiredOption("-o, --output <file>", "an .svg, or a .png (needs a converter)")
-    .option("--bucket <bucket>", "the chip bucket (default: the only one recorded)")
-    .option("--workspace <dir>", "the workspace")
-    .action(async (kernels, opts) => {
-      setExit(await plotCommand(kernels, opts));
-    });
-  return agent;
 }

@@ -2,7 +2,7 @@
  * The command line: `metalbench <kernel...>` benchmarks, plus list, doctor,
  * setup and docs. Parsing and wiring only; the work is in the rooms below.
  */
-import { Command, InvalidArgumentError, Option } from "@commander-js/extra-typings";
+import { Command, Option } from "@commander-js/extra-typings";
 import { CliError, EXIT, EXIT_CODES_HELP } from "./exit_codes.ts";
 import { benchCommand } from "./bench_command.ts";
 import { listCommand } from "./list_command.ts";
@@ -10,31 +10,13 @@ import { doctorCommand } from "./doctor_command.ts";
 import { setupCommand } from "./setup_command.ts";
 import { docsCommand } from "./docs_command.ts";
 import { initCommand } from "./init_command.ts";
-import { agentCli } from "./agent_command.ts";
+import { agentCli } from "./agent_cli.ts";
+import { intOption, secondsOption } from "./options.ts";
 import { TARGETS } from "../store/schema.ts";
 import { PROBLEM_SETS } from "../registry/schema.ts";
 import { VERSION } from "../version.ts";
 import { errorToExit, printError } from "./errors.ts";
 import { DEFAULT_TRIALS } from "../store/protocol.ts";
-
-/** An integer option within [min, max]; the bounds keep a typo from running for days. */
-function intOption(min: number, max = 2 ** 31 - 1) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!/^\s*-?\d+\s*$/.test(value) || !Number.isSafeInteger(n) || n < min || n > max) {
-      throw new InvalidArgumentError(`expected an integer from ${min} to ${max}, got '${value}'`);
-    }
-    return n;
-  };
-}
-
-function secondsOption(value: string): number {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0 || n > 86400) {
-    throw new InvalidArgumentError(`expected seconds from 0 to 86400, got '${value}'`);
-  }
-  return n;
-}
 
 export function buildProgram(setExit: (code: number) => void = () => {}) {
   const program = new Command()
@@ -118,6 +100,10 @@ export function buildProgram(setExit: (code: number) => void = () => {}) {
     .option(
       "--gputracer <path>",
       "capture one run of the kernel into a .gputrace (Metal; needs MTL_CAPTURE_ENABLED=1)",
+    )
+    .option(
+      "--isolate-references",
+      "a fresh MLX worker for every problem (default: reuse it while the references leave no trace)",
     )
     .option("--json", "print the run records and summary as JSON on stdout")
     .option("--workspace <dir>", "the workspace (default: the one around the current folder)")
