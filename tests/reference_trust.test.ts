@@ -441,7 +441,7 @@ async function failureOf(s: Setup, name: string, body: string, timeoutMs = 60_00
       await ref.run(name, [x], [{ ...x, path: join(s.data, "y.bin"), name: "y" }]).catch(() => {});
       assert.equal(ref.restarts, 0);
     }
-    // The next problem runs, in a worker of its own.
+    // The next problem runs: in the same worker if this one left no trace, else a fresh one.
     await ref.load("good", good, {});
     await ref.run("good", [x], [{ ...x, path: join(s.data, "g.bin"), name: "y" }]);
     return { failure, restarts: ref.restarts, path };
@@ -510,7 +510,8 @@ Deno.test("a reference that raises is named, its text made printable, and the wo
     );
     // deno-lint-ignore no-control-regex
     assert.ok(!/[\x00-\x1f]/.test(failure.message), "control characters reach the terminal");
-    assert.equal(restarts, 1);
+    // Raising leaves no trace in the worker: it serves the next problem.
+    assert.equal(restarts, 0);
   });
 });
 
@@ -712,3 +713,67 @@ for (
     });
   });
 }
+
+/** Runs `first` then a clean reference in one MlxReference; how many fresh workers it took, and why. */
+async function nextWorker(s: Setup, first: string, options: { isolate?: boolean } = {}) {
+  const a = await s.ref("first", first);
+  const good = await s.ref("good", GOOD);
+  const ref = await MlxReference.start({ python: PYTHON, readable: [s.refs, s.data], ...options });
+  try {
+    const x = await s.input();
+    await ref.load("first", a, {});
+    await ref.run("first", [x], [{ ...x, path: join(s.data, "a.bin"), name: "y" }]).catch(() => {});
+    await ref.load("good", good, {});
+    await ref.run("good", [x], [{ ...x, path: join(s.data, "g.bin"), name: "y" }]);
+    assert.deepEqual([...await readTensor(join(s.data, "g.bin"), "float32")], [1, 2, 3, 4]);
+    return { restarts: ref.restarts, why: ref.lastRestartReason };
+  } finally {
+    await ref.close();
+  }
+}
+
+const model = (body: string, imports = "") =>
+  `${imports}\nclass Model:\n    def __call__(self, x):\n${body}\n        return x\n`;
+
+Deno.test("a worker serves the next problem only while the references it ran left no trace", async () => {
+  await withFolders(async (s) => {
+    // A plain reference (and one that only imports pure-Python modules) leaves the worker as it was.
+    assert.deepEqual(await nextWorker(s, model("        y = x * 2", "import math, json")), {
+      restarts: 0,
+      why: "",
+    });
+    // --isolate-references: a fresh worker whatever the check says.
+    assert.equal((await nextWorker(s, model("        y = x * 2"), { isolate: true })).restarts, 1);
+    // Each kind of trace, including the ones only the audit hook sees.
+    const traces: [string, string, RegExp][] = [
+      ["        mx.exp = mx.sin", "import mlx.core as mx", /mlx\.core\.exp was rebound/],
+      ["        np.sum = lambda *a, **k: 0", "import numpy as np", /numpy\.sum was rebound/],
+      ["        time.perf_counter_ns = lambda: 0", "import time", /time\.perf_counter_ns/],
+      [
+        "        threading.Thread(target=time.sleep, args=(30,), daemon=True).start()",
+        "import threading, time",
+        /a thread was left running/,
+      ],
+      [
+        "        sys.setprofile(lambda *a: None)",
+        "import sys",
+        /trace or profile hook|sys\.setprofile/,
+      ],
+      [
+        "        ctypes.c_int.from_address(ctypes.addressof(ctypes.c_int(1)))",
+        "import ctypes",
+        /ctypes\./,
+      ],
+      ["        [o for o in gc.get_objects() if 0]", "import gc", /gc\.get_objects/],
+      // A class patched, which no module attribute shows.
+      ["        nn.Linear.__call__ = lambda self, x: x", "import mlx.nn as nn", /Linear\.__call__/],
+      ["        signal.signal(signal.SIGUSR1, lambda *a: None)", "import signal", /signal handler/],
+      ["        sys.meta_path.insert(0, object())", "import sys", /import hook/],
+    ];
+    for (const [body, imports, why] of traces) {
+      const r = await nextWorker(s, model(body, imports));
+      assert.equal(r.restarts, 1, `${body}: not caught`);
+      assert.match(r.why, why, `${body}: ${r.why}`);
+    }
+  });
+});

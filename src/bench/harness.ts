@@ -72,6 +72,8 @@ export interface HarnessOptions {
   referenceTimeoutS?: number;
   /** Folders the MLX worker may read: the references' folders. */
   referenceDirs: string[];
+  /** A fresh MLX worker for every problem (--isolate-references). */
+  isolateReferences?: boolean;
   signal?: AbortSignal;
 }
 
@@ -84,23 +86,26 @@ export class Harness {
 
   static async open(o: HarnessOptions): Promise<Harness> {
     const workDir = await Deno.makeTempDir({ prefix: "metalbench-" });
-    let backend: Backend | null = null;
-    let reference: MlxReference | null = null;
-    try {
-      if (o.mode !== "mlx") {
-        backend = await openBackend({ kind: o.backend, timeoutMs: o.timeoutMs });
-      }
-      if (o.mode !== "metal") {
-        // The worker may read the references and the input files, and write only its own scratch.
-        reference = await MlxReference.start({
+    // The device and the worker start side by side (each takes about 0.1 s).
+    const [b, r] = await Promise.allSettled([
+      o.mode !== "mlx" ? openBackend({ kind: o.backend, timeoutMs: o.timeoutMs }) : null,
+      // The worker may read the references and the input files, and write only its own scratch.
+      o.mode !== "metal"
+        ? MlxReference.start({
           timeoutMs: (o.referenceTimeoutS ?? DEFAULT_REFERENCE_TIMEOUT_S) * 1000,
           readable: [workDir, ...new Set(o.referenceDirs)],
-        });
-      }
-    } catch (e) {
+          isolate: o.isolateReferences,
+        })
+        : null,
+    ]);
+    const backend = b.status === "fulfilled" ? b.value : null;
+    const reference = r.status === "fulfilled" ? r.value : null;
+    const failed = [b, r].find((x) => x.status === "rejected");
+    if (failed) {
       backend?.close();
+      await reference?.close(true);
       await Deno.remove(workDir, { recursive: true }).catch(() => {});
-      throw e;
+      throw failed.reason;
     }
     const ctx: BenchContext = {
       backend,
@@ -132,15 +137,21 @@ export class Harness {
     return outcomes;
   }
 
+  /** Start what the next benchmark needs (a fresh MLX worker) while the caller does other work. */
+  prewarm(): void {
+    this.ctx.reference?.prewarm?.();
+  }
+
   /** Resolves when no kernel call is executing (a call in flight must return before closing). */
   async idle(): Promise<void> {
     await this.backendHandle?.bridge.idle();
   }
 
-  async close(now = false): Promise<void> {
+  /** Close everything; the worker is stopped at once (it holds nothing worth a graceful exit). */
+  async close(): Promise<void> {
     this.backendHandle?.close();
     this.backendHandle = null;
-    await this.reference?.close(now).catch(() => {});
+    await this.reference?.close(true).catch(() => {});
     this.reference = null;
     await Deno.remove(this.ctx.workDir, { recursive: true }).catch(() => {});
   }

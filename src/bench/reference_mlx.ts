@@ -7,10 +7,13 @@
  * when the next problem loads. Only a worker that cannot start at all
  * (Python/MLX missing) ends the session.
  *
- * Each problem gets a worker of its own (about 0.1 s to start): reference
- * code is untrusted, and in a shared worker one reference could leave a
- * thread behind or patch MLX or the clock, and so change the outputs or the
- * times of the problems after it.
+ * Reference code is untrusted: one reference could leave a thread behind or
+ * patch MLX or the clock, and so change the outputs or the times of the
+ * problems after it. A worker serves the next problem only when its
+ * integrity check finds no such trace (about 1 ms); otherwise, and for every
+ * problem with --isolate-references, the next problem gets a fresh worker
+ * (about 0.1 s to start, overlapped with the next problem's set-up by
+ * prewarm()).
  */
 import { isAbsolute, relative } from "node:path";
 import {
@@ -33,6 +36,8 @@ export const DEFAULT_REFERENCE_TIMEOUT_S = 120;
 export interface MlxReferenceOptions {
   /** Time limit of one load, run or time request, in ms. */
   timeoutMs?: number;
+  /** A fresh worker for every problem, whatever the integrity check says. */
+  isolate?: boolean;
   /** Folders the worker may read: the references' and the input files'. */
   readable?: readonly string[];
   /** Passed on to MlxWorker.start (tests: the interpreter). */
@@ -71,6 +76,8 @@ export class MlxReference implements ReferenceSide {
   /** The worker died, or reference code has run in it: the next problem needs a fresh one. */
   #dead = false;
   #used = false;
+  /** The next problem's worker, when prewarm() started one. */
+  #spare: Promise<MlxWorker | null> | null = null;
   /** Workers started after the first (for tests and reports). */
   restarts = 0;
   readonly #paths = new Map<string, string>();
@@ -104,14 +111,33 @@ export class MlxReference implements ReferenceSide {
     return (this.options.timeoutMs ?? DEFAULT_REFERENCE_TIMEOUT_S * 1000) / 1000;
   }
 
-  /** The worker, started afresh when the last one died or ran another reference. */
+  /**
+   * Whether the worker may serve the next problem: never with
+   * --isolate-references; otherwise when the references it ran left no trace
+   * (see worker.py, "integrity"). A reference that sets out to hide its
+   * traces in its own process can; --isolate-references is the strict mode.
+   */
+  async #reusable(): Promise<boolean> {
+    if (this.options.isolate) return false;
+    const r = await this.#worker.integrity().catch(() => null);
+    if (r && !r.clean) this.lastRestartReason = r.why.join("; ");
+    return r?.clean ?? false;
+  }
+
+  /** Why the last fresh worker was started (a trace the previous reference left). */
+  lastRestartReason = "";
+
+  /** The worker, started afresh when the last one died, or ran a reference that left traces. */
   async #live(fresh = false): Promise<MlxWorker> {
-    if (this.#dead || (fresh && this.#used)) {
-      await this.#worker.close({ now: true }); // nothing in it is worth a graceful exit
-      this.#worker = await MlxWorker.start(MlxReference.#startOptions(this.options));
-      this.#dead = this.#used = false;
-      this.restarts++;
-    }
+    if (!this.#dead && !(fresh && this.#used)) return this.#worker;
+    // A spare exists only when prewarm() found this worker unfit to go on.
+    const spare = await this.#spare;
+    this.#spare = null;
+    if (!spare && !this.#dead && await this.#reusable()) return this.#worker;
+    await this.#worker.close({ now: true }); // nothing in it is worth a graceful exit
+    this.#worker = spare ?? await MlxWorker.start(MlxReference.#startOptions(this.options));
+    this.#dead = this.#used = false;
+    this.restarts++;
     return this.#worker;
   }
 
@@ -181,12 +207,28 @@ export class MlxReference implements ReferenceSide {
     return { samplesNs: t.samplesNs };
   }
 
+  /**
+   * Start the next problem's worker now, between problems, so that its
+   * start-up overlaps the next problem's inputs and compile. Call it only
+   * when another problem follows, and never while timing.
+   */
+  prewarm() {
+    if (this.#spare || !this.#used) return;
+    // A spare that fails to start is no loss: #live starts one the usual way.
+    this.#spare = (async () => {
+      if (!this.#dead && await this.#reusable()) return null;
+      return await MlxWorker.start(MlxReference.#startOptions(this.options)).catch(() => null);
+    })();
+  }
+
   async cold(problem: string, inputs: TensorFile[]) {
     return (await this.#call("cold", problem, (w) => w.cold(problem, inputs))).ns;
   }
 
-  /** Stop the worker; `now` kills it without waiting (Ctrl-C). */
-  close(now = false) {
-    return this.#worker.close({ now });
+  /** Stop the worker (and a spare); `now` kills them without waiting (Ctrl-C). */
+  async close(now = false) {
+    const spare = this.#spare;
+    this.#spare = null;
+    await Promise.all([this.#worker.close({ now }), spare?.then((w) => w?.close({ now: true }))]);
   }
 }

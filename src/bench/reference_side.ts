@@ -57,6 +57,8 @@ export interface ReferenceSide {
     inputs: TensorFile[],
     outputs: (TensorFile & { name: string })[],
   ): Promise<unknown>;
+  /** Start what the next problem needs (a fresh worker) between problems; optional. */
+  prewarm?(): void;
   /** Every sample's wall time per call, ns. */
   time(problem: string, inputs: TensorFile[], opts: TimeOptions): Promise<{ samplesNs: number[] }>;
   /** First call + eval after load, ns. */

@@ -49,7 +49,7 @@ import {
   type PreparedKernel,
   prepareKernel,
 } from "./kernel_side.ts";
-import { type ReferenceCache, referenceKey } from "./reference_cache.ts";
+import { inputSetTag, type ReferenceCache, referenceKey } from "./reference_cache.ts";
 import { ceilingsFor, judgePlausibility } from "./plausibility.ts";
 import { PROTOCOL_VERSION } from "../store/protocol.ts";
 import { ROTATION_SETS, RotationState, sampleQuantum, wholeRotations } from "./rotation.ts";
@@ -172,17 +172,11 @@ async function referenceOutputs(
   ctx: BenchContext,
   reference: ReferenceSide | null,
   problem: SizedProblem,
-  referenceText: string,
+  cacheKey: string,
   set: InputSet,
 ): Promise<Uint8Array<ArrayBuffer>[] | undefined> {
-  const key = await referenceKey(
-    referenceText,
-    problem,
-    set.edge ? `${set.seed}:${set.edge}` : set.seed,
-  );
-  const names = problem.outputs.map((t) => t.name);
-  if (!reference) return await ctx.referenceCache.get(key, names);
-  const tag = set.edge ? `${set.seed}_${set.edge}` : `${set.seed}`;
+  const tag = inputSetTag(set.seed, set.edge);
+  if (!reference) return await ctx.referenceCache.get(cacheKey, tag, problem.outputs);
   const files = problem.outputs.map((t) => ({
     path: join(ctx.workDir, `ref_${tag}_${t.name}.bin`),
     name: t.name,
@@ -192,7 +186,11 @@ async function referenceOutputs(
   // The reference side checks each output's dtype and shape against these specs.
   await reference.run(problem.name, set.files, files);
   const outs = await Promise.all(files.map((f) => Deno.readFile(f.path)));
-  await ctx.referenceCache.put(key, outs.map((bytes, i) => ({ name: names[i], bytes })));
+  await ctx.referenceCache.put(
+    cacheKey,
+    tag,
+    outs.map((bytes, i) => ({ name: files[i].name, bytes })),
+  );
   return outs;
 }
 
@@ -626,17 +624,15 @@ function dropUndefinedEdges(problem: SizedProblem, edges: InputSet[]) {
  */
 async function seedFor(
   ctx: BenchContext,
-  problem: SizedProblem,
-  referenceText: string,
+  cacheKey: string,
   opts: BenchOptions,
 ): Promise<BenchOptions> {
-  const key = await referenceKey(referenceText, problem, "seeds");
   if (opts.mode === "paired") {
-    await ctx.referenceCache.rememberSeed(key, opts.seed);
+    await ctx.referenceCache.rememberSeed(cacheKey, opts.seed);
     return opts;
   }
   if (opts.mode !== "metal" || opts.seedSource !== "random") return opts;
-  const seed = await ctx.referenceCache.lastSeed(key);
+  const seed = await ctx.referenceCache.lastSeed(cacheKey);
   return seed === undefined ? opts : { ...opts, seed, seedSource: "cached" };
 }
 
@@ -688,7 +684,8 @@ export async function benchmarkSources(
       throw new ReferenceProblemError(`no reference at ${problem.referencePath}`);
     });
     if (reference) await reference.load(problem.name, problem.referencePath, sp.init);
-    opts = await seedFor(ctx, sp, referenceText, opts);
+    const cacheKey = await referenceKey(referenceText, sp);
+    opts = await seedFor(ctx, cacheKey, opts);
     const sets = await makeInputSets(sp, opts, ctx.workDir);
 
     if (reference && opts.coldStart) {
@@ -718,7 +715,7 @@ export async function benchmarkSources(
     if (units.length) {
       for (const set of new Set([...sets.checked, ...sets.timing, ...sets.edges])) {
         step();
-        set.ref = await referenceOutputs(ctx, reference, sp, referenceText, set);
+        set.ref = await referenceOutputs(ctx, reference, sp, cacheKey, set);
       }
       const edges = dropUndefinedEdges(sp, sets.edges);
       for (const st of states) st.skipped.push(...edges.skipped);

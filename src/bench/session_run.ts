@@ -122,6 +122,7 @@ export async function runSession(
     events.onStart?.(problem, i, problems.length);
     const started = performance.now();
     const { record, sourceText } = await benchmark(ctx, problem, opts);
+    if (i + 1 < problems.length) ctx.reference?.prewarm?.();
     if (record.error?.kind === "device_lost") {
       throw new DeviceLostError(
         record.error.message,

@@ -36,6 +36,8 @@ export interface BenchFlags {
   coldStart?: true;
   variant?: string;
   timeout?: number;
+  /** A fresh MLX worker for every problem. */
+  isolateReferences?: true;
   /** Seconds one load, run or time of an MLX reference may take. */
   referenceTimeout?: number;
   /** Compile every kernel with fast math (default off, as MLX). */
@@ -139,8 +141,8 @@ export async function benchCommand(names: string[], flags: BenchFlags): Promise<
   if (flags.session && mode !== "mlx") await readSession(workspace.sessionPath);
 
   let harness: Harness | null = null;
-  const cleanup = async (now = false) => {
-    await harness?.close(now);
+  const cleanup = async () => {
+    await harness?.close();
     harness = null;
   };
   // Ctrl-C: stop at the next step, letting a kernel call in progress return
@@ -152,7 +154,7 @@ export async function benchCommand(names: string[], flags: BenchFlags): Promise<
     interrupt.abort();
     console.error("\nmetalbench: interrupted; stopping (Ctrl-C again to quit at once)");
     if (harness) await Promise.race([harness.idle(), new Promise((r) => setTimeout(r, 2000))]);
-    await cleanup(true);
+    await cleanup();
     Deno.exit(EXIT.INTERRUPTED);
   };
   Deno.addSignalListener("SIGINT", onSigint);
@@ -163,6 +165,7 @@ export async function benchCommand(names: string[], flags: BenchFlags): Promise<
       timeoutMs: flags.timeout,
       referenceTimeoutS: flags.referenceTimeout,
       referenceDirs: problems.map((p) => dirname(p.referencePath)),
+      isolateReferences: flags.isolateReferences,
       signal: interrupt.signal,
     });
     const ctx = harness.ctx;

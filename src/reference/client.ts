@@ -30,6 +30,7 @@ import {
   Failure,
   type FailureKind,
   Hello,
+  Integrity,
   Loaded,
   type ProducedTensor,
   PROTOCOL_VERSION,
@@ -148,9 +149,7 @@ const encoder = new TextEncoder();
 export function printable(text: string): string {
   return text.replace(UNPRINTABLE, "?");
 }
-// deno-lint-ignore no-control-regex
-const UNPRINTABLE =
-  /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+const UNPRINTABLE = /[\p{Cc}\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]/gu;
 
 export class MlxWorker {
   readonly #child: Deno.ChildProcess;
@@ -166,6 +165,9 @@ export class MlxWorker {
   #nextId = 1;
   #outputs = 0;
   #hello: Hello | null = null;
+  /** The first trace the worker's audit hook reported on stderr, if any. */
+  #trace: string | null = null;
+  readonly #syncs = new Map<string, () => void>();
 
   private constructor(
     child: Deno.ChildProcess,
@@ -312,6 +314,27 @@ export class MlxWorker {
     return this.#request("time", body, Timing, timeoutMs, problem);
   }
 
+  /**
+   * May this worker serve another problem? Clean only when the worker finds
+   * no trace of the references run so far and its audit hook reported none
+   * (read up to the sync line the worker writes after any trace).
+   */
+  async integrity(): Promise<Integrity> {
+    const nonce = crypto.randomUUID();
+    const synced = new Promise<void>((resolve) => this.#syncs.set(nonce, resolve));
+    try {
+      const r = await this.#request("integrity", { nonce }, Integrity, 10_000);
+      let seen = false;
+      await within(synced.then(() => seen = true), 1_000);
+      const why = [...r.why];
+      if (!seen) why.push("the worker's stderr did not confirm the check");
+      if (this.#trace) why.push(`the audit hook saw ${this.#trace}`);
+      return { clean: why.length === 0, why };
+    } finally {
+      this.#syncs.delete(nonce);
+    }
+  }
+
   /** The first call + eval of a freshly loaded problem (load it again to repeat). */
   cold(
     problem: string,
@@ -428,6 +451,11 @@ export class MlxWorker {
   async #readStderr(stream: ReadableStream<Uint8Array>, onLine?: (line: string) => void) {
     try {
       for await (const line of readLines(stream, STDERR_LINE_CHARS)) {
+        if (line.startsWith(SYNC_PREFIX)) {
+          this.#syncs.get(line.slice(SYNC_PREFIX.length))?.();
+          continue;
+        }
+        if (line.startsWith(TRACE_PREFIX)) this.#trace ??= line.slice(TRACE_PREFIX.length);
         this.#stderr.push(line);
         if (this.#stderr.length > STDERR_LINES) this.#stderr.shift();
         onLine?.(line);
@@ -491,6 +519,10 @@ async function removeScratch(dir: string) {
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 }
+
+/** Lines the worker writes to stderr about its own integrity (worker.py). */
+const TRACE_PREFIX = "metalbench-worker-trace: ";
+const SYNC_PREFIX = "metalbench-worker-sync: ";
 
 /** Wait for `p`, but no longer than `ms`. */
 async function within(p: Promise<unknown>, ms: number) {

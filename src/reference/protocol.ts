@@ -19,6 +19,7 @@
  *   run       {problem, inputs, outputs: [{path}]}   → {outputs: [{dtype, shape}]}
  *   time      {problem, inputs, warmup, samples, mode, batch?} → Timing
  *   cold      {problem, inputs}                      → Cold
+ *   integrity {nonce}                                → Integrity (may it serve another problem?)
  *   shutdown  {}                                     → {} (then the worker exits)
  *
  * `time`, batched: a sample is `batch` calls then one mx.eval of all their
@@ -149,5 +150,13 @@ export const Cold = z.object({
   processCold: z.boolean(),
 });
 export type Cold = z.infer<typeof Cold>;
+
+/**
+ * Whether the references run so far left traces in the worker (rebound MLX
+ * or clock attributes, threads, hooks, native code). The worker also writes
+ * `metalbench-worker-sync: <nonce>` to stderr, after any trace line.
+ */
+export const Integrity = z.object({ clean: z.boolean(), why: z.array(z.string()) });
+export type Integrity = z.infer<typeof Integrity>;
 
 export const Empty = z.object({});

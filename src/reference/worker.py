@@ -89,6 +89,7 @@ import signal
 import stat
 import struct
 import sys
+import threading
 import time
 import traceback
 
@@ -521,6 +522,132 @@ def drop(pid):
         sys.modules.pop(old.module, None)
 
 
+# ---- integrity: may this worker serve another problem? -----------------------
+#
+# A worker serves problem after problem only while the references it ran left
+# no trace that could change the next problem's outputs or times: no rebound
+# attribute of MLX, numpy, the standard library's clock/threading/import
+# machinery or this worker itself; no new Python thread, trace or profile
+# hook, signal handler, import hook or gc callback; and no native code loaded
+# (ctypes, cffi, or any extension module not loaded before), since native
+# code could change anything unseen. Otherwise the client starts a fresh
+# worker for the next problem. Additions (lazily loaded submodules, new
+# names) are not traces; a reference's own module is dropped with it.
+
+WATCHED_PREFIXES = ("mlx",)
+WATCHED_MODULES = ("__main__", "builtins", "sys", "os", "posix", "time", "math", "random",
+                   "threading", "_thread", "importlib", "importlib.util", "io", "json", "struct",
+                   "signal", "gc", "platform", "re", "traceback", "functools", "itertools",
+                   "numpy", "numpy.linalg", "numpy.random", "numpy.fft", "numpy.lib")
+NATIVE_MODULES = ("ctypes", "_ctypes", "cffi", "_cffi_backend")
+
+
+def _watched(name):
+    return name in WATCHED_MODULES or name.split(".")[0] in WATCHED_PREFIXES
+
+
+def _is_native(module):
+    f = getattr(module, "__file__", None) or ""
+    return f.endswith((".so", ".pyd", ".dylib"))
+
+
+def _fingerprint():
+    modules, classes = {}, {}
+    for name, m in list(sys.modules.items()):
+        if m is None or not _watched(name):
+            continue
+        try:
+            items = list(vars(m).items())
+        except TypeError:
+            continue
+        modules[name] = (id(m), {k: id(v) for k, v in items})
+        # Classes can be patched too (nn.Linear.__call__ = …), which no module attribute shows.
+        for k, v in items:
+            if isinstance(v, type) and id(v) not in classes:
+                try:
+                    classes[id(v)] = ("%s.%s" % (name, k), {a: id(b) for a, b in list(vars(v).items())})
+                except TypeError:
+                    pass
+    return {
+        "modules": modules,
+        "classes": classes,
+        "native": {n for n, m in list(sys.modules.items()) if m is not None and _is_native(m)},
+        "names": set(sys.modules),
+        "threads": {id(t) for t in threading.enumerate()},
+        "signals": {s: id(signal.getsignal(s)) for s in signal.valid_signals()
+                    if s not in (signal.SIGKILL, signal.SIGSTOP)},
+        "hooks": [id(x) for x in (sys.meta_path + sys.path_hooks)] + [len(gc.callbacks)],
+    }
+
+
+def _traces(base):
+    now = _fingerprint()
+    why = []
+    for name, (mid, attrs) in base["modules"].items():
+        if name not in now["modules"]:
+            why.append("module %s was removed" % name)
+            continue
+        nid, nattrs = now["modules"][name]
+        if nid != mid:
+            why.append("module %s was replaced" % name)
+        changed = [k for k, v in attrs.items() if nattrs.get(k, v) != v or k not in nattrs]
+        if changed:
+            why.append("%s.%s was rebound" % (name, changed[0]))
+    for cid, (label, attrs) in base["classes"].items():
+        nattrs = now["classes"].get(cid, (label, {}))[1]
+        changed = [k for k, v in attrs.items() if nattrs.get(k) != v]
+        if changed:
+            why.append("%s.%s was rebound" % (label, changed[0]))
+            break
+    loaded = {n for n in now["native"] - base["native"] if not n.startswith(("mlx", "numpy"))}
+    loaded |= {n for n in NATIVE_MODULES if n in sys.modules and n not in base["names"]}
+    if loaded:
+        why.append("native code was loaded (%s)" % ", ".join(sorted(loaded)[:3]))
+    if now["threads"] - base["threads"]:
+        why.append("a thread was left running")
+    if now["signals"] != base["signals"]:
+        why.append("a signal handler was changed")
+    if now["hooks"] != base["hooks"]:
+        why.append("an import hook or gc callback was added")
+    if sys.gettrace() is not None or sys.getprofile() is not None \
+            or threading.gettrace() is not None or threading.getprofile() is not None:
+        why.append("a trace or profile hook was set")
+    return why
+
+
+BASELINE = {}
+# Lines on stderr that the client reads: a trace the audit hook saw (it cannot
+# be taken back), and the end of an integrity check (so the client knows it
+# has read every trace written before it).
+TAINT_PREFIX = "metalbench-worker-trace: "
+SYNC_PREFIX = "metalbench-worker-sync: "
+# Audit events (PEP 578) that reach below Python or into other code's frames
+# and objects; audit hooks cannot be removed once added.
+AUDITED = ("ctypes.", "sys.settrace", "sys.setprofile", "sys._current_frames", "sys.addaudithook",
+           "gc.get_objects", "gc.get_referrers", "gc.get_referents", "object.__setattr__",
+           "object.__delattr__", "cpython.PyInterpreterState", "cpython._PySys_ClearAuditHooks",
+           "function.__new__", "code.__new__")
+
+
+def _install_audit_hook():
+    write, seen = os.write, []
+
+    def hook(event, args):
+        if not seen and event.startswith(AUDITED):
+            seen.append(event)
+            write(2, (TAINT_PREFIX + event + "\n").encode())
+
+    sys.addaudithook(hook)
+
+
+def op_integrity(req):
+    """Whether the references run so far left the worker as it started."""
+    nonce = field(req, "nonce", str)
+    why = _traces(BASELINE["fingerprint"]) if "fingerprint" in BASELINE else ["no baseline"]
+    os.write(2, (SYNC_PREFIX + nonce + "\n").encode())
+    return {"clean": not why, "why": why[:5]}
+
+
 # ---- ops -----------------------------------------------------------------------
 
 def op_hello(req):
@@ -673,6 +800,7 @@ def op_shutdown(req):
 
 OPS = {
     "hello": op_hello,
+    "integrity": op_integrity,
     "load": op_load,
     "unload": op_unload,
     "run": op_run,
@@ -718,6 +846,11 @@ def main():
     # worker stops (shutdown, or end of stdin), so a half-finished reply is
     # never written.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The state every later problem must find: taken once MLX is imported and
+    # the worker's own functions exist, before any reference runs.
+    if IMPORT_ERROR is None:
+        BASELINE["fingerprint"] = _fingerprint()
+        _install_audit_hook()
     for line in PROTO_IN:
         if not line.strip():
             continue

@@ -84,6 +84,8 @@ export function agentSteps(ctx: StepsContext): Steps {
     const [out] = await ctx.serialize(() =>
       ctx.harness.benchmark(problem, [sourceFromFile(ctx.kernelPath, ctx.variant)], benchOptions())
     );
+    ctx.harness.prewarm(); // the next benchmark's worker starts while the model writes
+
     const r = out.record;
     return {
       bench: benchOf(r),
@@ -185,6 +187,7 @@ export function agentSteps(ctx: StepsContext): Steps {
       const v = await ctx.serialize(() =>
         verify(ctx.harness, problem, candidatePath, ctx.kernelPath, benchOptions())
       );
+      ctx.harness.prewarm();
       const c = v.candidate;
       return {
         verdict: v.verdict,

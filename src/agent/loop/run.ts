@@ -119,7 +119,7 @@ export async function runAgent(o: AgentRun): Promise<AgentOutcome> {
     return { kind: "forced" };
   } finally {
     await releaseAll();
-    await harness.close(o.signal.aborted);
+    await harness.close();
   }
 }
 
