@@ -191,6 +191,13 @@ export class MlxReference implements ReferenceSide {
     return this.#call("run", problem, (w) => w.run(problem, inputs, outputs));
   }
 
+  runs(
+    problem: string,
+    sets: { inputs: TensorFile[]; outputs: (TensorFile & { name: string })[] }[],
+  ) {
+    return this.#call("run", problem, (w) => w.runs(problem, sets));
+  }
+
   async time(problem: string, inputs: TensorFile[], opts: TimeOptions) {
     const t = await this.#call(
       "time",

@@ -57,6 +57,11 @@ export interface ReferenceSide {
     inputs: TensorFile[],
     outputs: (TensorFile & { name: string })[],
   ): Promise<unknown>;
+  /** Several runs in one request, each as `run` does. */
+  runs(
+    problem: string,
+    sets: { inputs: TensorFile[]; outputs: (TensorFile & { name: string })[] }[],
+  ): Promise<unknown>;
   /** Start what the next problem needs (a fresh worker) between problems; optional. */
   prewarm?(): void;
   /** Every sample's wall time per call, ns. */

@@ -167,31 +167,45 @@ async function makeInputSet(
   return { seed, edge, bytes, files };
 }
 
-/** The reference's outputs for one set: from MLX, else from the cache, else none. */
+/**
+ * The reference's outputs for each set (in place, as `set.ref`): from MLX in
+ * one request, else from the cache, else left undefined.
+ */
 async function referenceOutputs(
   ctx: BenchContext,
   reference: ReferenceSide | null,
   problem: SizedProblem,
   cacheKey: string,
-  set: InputSet,
-): Promise<Uint8Array<ArrayBuffer>[] | undefined> {
-  const tag = inputSetTag(set.seed, set.edge);
-  if (!reference) return await ctx.referenceCache.get(cacheKey, tag, problem.outputs);
-  const files = problem.outputs.map((t) => ({
-    path: join(ctx.workDir, `ref_${tag}_${t.name}.bin`),
-    name: t.name,
-    dtype: t.dtype,
-    shape: t.shape,
-  }));
-  // The reference side checks each output's dtype and shape against these specs.
-  await reference.run(problem.name, set.files, files);
-  const outs = await Promise.all(files.map((f) => Deno.readFile(f.path)));
-  await ctx.referenceCache.put(
-    cacheKey,
-    tag,
-    outs.map((bytes, i) => ({ name: files[i].name, bytes })),
+  sets: InputSet[],
+) {
+  const tag = (set: InputSet) => inputSetTag(set.seed, set.edge);
+  if (!reference) {
+    for (const set of sets) {
+      set.ref = await ctx.referenceCache.get(cacheKey, tag(set), problem.outputs);
+    }
+    return;
+  }
+  const files = sets.map((set) =>
+    problem.outputs.map((t) => ({
+      path: join(ctx.workDir, `ref_${tag(set)}_${t.name}.bin`),
+      name: t.name,
+      dtype: t.dtype,
+      shape: t.shape,
+    }))
   );
-  return outs;
+  // The reference side checks each output's dtype and shape against these specs.
+  await reference.runs(
+    problem.name,
+    sets.map((set, k) => ({ inputs: set.files, outputs: files[k] })),
+  );
+  for (const [k, set] of sets.entries()) {
+    set.ref = await Promise.all(files[k].map((f) => Deno.readFile(f.path)));
+    await ctx.referenceCache.put(
+      cacheKey,
+      tag(set),
+      set.ref.map((bytes, i) => ({ name: files[k][i].name, bytes })),
+    );
+  }
 }
 
 // ---- buffers ------------------------------------------------------------
@@ -713,10 +727,10 @@ export async function benchmarkSources(
     }
 
     if (units.length) {
-      for (const set of new Set([...sets.checked, ...sets.timing, ...sets.edges])) {
-        step();
-        set.ref = await referenceOutputs(ctx, reference, sp, cacheKey, set);
-      }
+      step();
+      await referenceOutputs(ctx, reference, sp, cacheKey, [
+        ...new Set([...sets.checked, ...sets.timing, ...sets.edges]),
+      ]);
       const edges = dropUndefinedEdges(sp, sets.edges);
       for (const st of states) st.skipped.push(...edges.skipped);
       const checked = { ...sets, edges: edges.kept };

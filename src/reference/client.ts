@@ -35,6 +35,7 @@ import {
   type ProducedTensor,
   PROTOCOL_VERSION,
   Ran,
+  Runs,
   type TensorRef,
   Timing,
 } from "./protocol.ts";
@@ -278,33 +279,57 @@ export class MlxWorker {
    * MlxError of kind "mismatch". The worker writes into its scratch folder
    * (the only place it may write); the outputs are copied from there.
    */
-  async run(
+  run(
     problem: string,
     inputs: readonly TensorRef[],
     outputs: readonly OutputSpec[],
     options: { timeoutMs?: number } = {},
   ): Promise<ProducedTensor[]> {
-    const n = ++this.#outputs;
-    const inScratch = outputs.map((_, i) => join(this.#scratch, "out", `${n}_${i}.bin`));
-    const body = {
-      problem,
-      inputs: inputs.map(tensorRef),
-      outputs: inScratch.map((path) => ({ path })),
-    };
-    const ran = await this.#request("run", body, Ran, options.timeoutMs, problem);
-    ran.outputs.forEach((got, i) => checkOutput(problem, i, outputs[i], got));
-    for (const [i, from] of inScratch.entries()) {
-      let bytes: Uint8Array<ArrayBuffer>;
-      try {
-        const got = ran.outputs[i];
-        bytes = await readWorkerFile(from, producedBytes(got.dtype, got.shape));
-      } catch (e) {
-        throw new MlxError("output", `MLX run of ${problem}: output ${i}: ${(e as Error).message}`);
-      }
-      await Deno.remove(from).catch(() => {});
-      await Deno.writeFile(outputs[i].path, bytes);
+    return this.runs(problem, [{ inputs, outputs }], options).then((r) => r[0]);
+  }
+
+  /** Several runs in one request (the trial and edge sets of a benchmark). */
+  async runs(
+    problem: string,
+    sets: readonly { inputs: readonly TensorRef[]; outputs: readonly OutputSpec[] }[],
+    options: { timeoutMs?: number } = {},
+  ): Promise<ProducedTensor[][]> {
+    const inScratch = sets.map((set) => {
+      const n = ++this.#outputs;
+      return set.outputs.map((_, i) => join(this.#scratch, "out", `${n}_${i}.bin`));
+    });
+    const runs = sets.map((set, k) => ({
+      inputs: set.inputs.map(tensorRef),
+      outputs: inScratch[k].map((path) => ({ path })),
+    }));
+    const single = sets.length === 1;
+    const ran = single
+      ? [await this.#request("run", { problem, ...runs[0] }, Ran, options.timeoutMs, problem)]
+      : (await this.#request("runs", { problem, runs }, Runs, options.timeoutMs, problem)).runs;
+    if (ran.length !== sets.length) {
+      throw new MlxError(
+        "output",
+        `MLX runs of ${problem}: ${ran.length} answers for ${sets.length}`,
+      );
     }
-    return ran.outputs;
+    for (const [k, set] of sets.entries()) {
+      ran[k].outputs.forEach((got, i) => checkOutput(problem, i, set.outputs[i], got));
+      for (const [i, from] of inScratch[k].entries()) {
+        let bytes: Uint8Array<ArrayBuffer>;
+        try {
+          const got = ran[k].outputs[i];
+          bytes = await readWorkerFile(from, producedBytes(got.dtype, got.shape));
+        } catch (e) {
+          throw new MlxError(
+            "output",
+            `MLX run of ${problem}: output ${i}: ${(e as Error).message}`,
+          );
+        }
+        await Deno.remove(from).catch(() => {});
+        await Deno.writeFile(set.outputs[i].path, bytes);
+      }
+    }
+    return ran.map((r) => r.outputs);
   }
 
   /** Time calls on `inputs`; every sample is kept (ns per call). */

@@ -17,6 +17,7 @@
  *   load      {problem, path, init?, seed?}          → Loaded
  *   unload    {problem}                              → {}
  *   run       {problem, inputs, outputs: [{path}]}   → {outputs: [{dtype, shape}]}
+ *   runs      {problem, runs: [{inputs, outputs}]}   → {runs: [{outputs}]} (several runs, one request)
  *   time      {problem, inputs, warmup, samples, mode, batch?} → Timing
  *   cold      {problem, inputs}                      → Cold
  *   integrity {nonce}                                → Integrity (may it serve another problem?)
@@ -158,5 +159,7 @@ export type Cold = z.infer<typeof Cold>;
  */
 export const Integrity = z.object({ clean: z.boolean(), why: z.array(z.string()) });
 export type Integrity = z.infer<typeof Integrity>;
+
+export const Runs = z.object({ runs: z.array(Ran) });
 
 export const Empty = z.object({});

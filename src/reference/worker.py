@@ -744,6 +744,13 @@ def op_run(req):
                         for a in outs]}
 
 
+def op_runs(req):
+    """Several runs in one request: {problem, runs: [{inputs, outputs}]} → {runs: [Ran]}."""
+    runs = field(req, "runs", list)
+    return {"runs": [op_run(dict(r, problem=req.get("problem"))) for r in runs
+                     if isinstance(r, dict)]}
+
+
 def op_time(req):
     p = get_problem(req)
     mode = field(req, "mode", str)
@@ -804,6 +811,7 @@ OPS = {
     "load": op_load,
     "unload": op_unload,
     "run": op_run,
+    "runs": op_runs,
     "time": op_time,
     "cold": op_cold,
     "shutdown": op_shutdown,
