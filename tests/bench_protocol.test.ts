@@ -126,6 +126,8 @@ Deno.test("seeds are drawn fresh for every run and recorded; --seed reproduces a
   const half = await workspace({ relu: { kernel: kernel("y[gid] = float(half(relu(x[gid])));") } });
   const seeded = ["relu", ...FAST, "--seed", String(ra.settings.seed), "--workspace", half];
   const [s1, s2] = [await runJson(seeded), await runJson(seeded)];
+  assert.equal(s1.runs.length, 1, `exit ${s1.code}: ${s1.stderr}`);
+  assert.equal(s2.runs.length, 1, `exit ${s2.code}: ${s2.stderr}`);
   assert.equal(s1.runs[0].settings.seed, ra.settings.seed);
   assert.equal(s1.runs[0].settings.protocol?.seedSource, "user");
   assert.equal(s1.runs[0].correctness.detail, s2.runs[0].correctness.detail);
