@@ -17,7 +17,10 @@ const fixed = (
 ) => (v === null ? "—" : `${v.toFixed(d)}${unit}`);
 
 /** What the wall clock spans, on each side (bridge.h, mb_command_run; worker.py, op_time). */
-const WALL_CLOCK = "host monotonic clock (CLOCK_UPTIME_RAW; MLX: perf_counter_ns), " +
+const wallClock = (backend: string) =>
+  `host monotonic clock (${
+    backend === "metal" ? "CLOCK_UPTIME_RAW" : "CLOCK_MONOTONIC"
+  }; MLX: perf_counter_ns), ` +
   "from before the launches are encoded to the return of the wait for the last " +
   "(MLX: its calls, mx.eval and the wait)";
 
@@ -151,7 +154,7 @@ export function renderReport(r: RunRecord): string {
   const clk = r.settings.clock;
   if (r.kernelTiming || r.mlxTiming) {
     row("clock", clk.description);
-    row("", `wall: ${WALL_CLOCK}`);
+    row("", `wall: ${wallClock(r.backend)}`);
   }
   if (r.metrics.speedup !== null) {
     row("speedup", `${r.metrics.speedup.toFixed(2)}× vs MLX (same clock)`);
