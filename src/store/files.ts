@@ -14,12 +14,17 @@ export async function atomicWrite(path: string, text: string): Promise<void> {
   await atomicWriteBytes(path, new TextEncoder().encode(text));
 }
 
-export async function atomicWriteBytes(path: string, bytes: Uint8Array): Promise<void> {
+export async function atomicWriteBytes(
+  path: string,
+  bytes: Uint8Array,
+  opts: { mode?: number; syncFolder?: boolean } = {},
+): Promise<void> {
   const dir = dirname(path);
   await Deno.mkdir(dir, { recursive: true });
-  const tmp = join(dir, `.${crypto.randomUUID()}.tmp`);
+  // Named after the file, so a crash's leftover can be found (and removed) by it.
+  const tmp = join(dir, `.${basename(path)}.${crypto.randomUUID().slice(0, 8)}.tmp`);
   try {
-    using file = await Deno.open(tmp, { write: true, createNew: true, mode: 0o644 });
+    using file = await Deno.open(tmp, { write: true, createNew: true, mode: opts.mode ?? 0o644 });
     let written = 0;
     while (written < bytes.length) written += await file.write(bytes.subarray(written));
     await file.sync();
@@ -28,6 +33,13 @@ export async function atomicWriteBytes(path: string, bytes: Uint8Array): Promise
     throw e;
   }
   await Deno.rename(tmp, path);
+  if (!opts.syncFolder) return;
+  try {
+    using d = await Deno.open(dir, { read: true });
+    await d.sync(); // the rename survives a power cut
+  } catch {
+    // Not every platform syncs a folder; the file itself is on disk.
+  }
 }
 
 /** The hidden sidecar lock of a data file: dir/.name.lock. */

@@ -10,30 +10,16 @@
  */
 import { basename, dirname, join } from "node:path";
 import type { AttemptEntry } from "../attempts/schema.ts";
+import { atomicWriteBytes } from "../../store/files.ts";
 
 export async function replaceKernelFile(given: string, text: string): Promise<void> {
   // Through a symlink to the file it points at: the link stays a link.
   const path = await Deno.realPath(given).catch(() => given);
-  const dir = dirname(path);
   const mode = (await Deno.stat(path).catch(() => null))?.mode ?? 0o644;
-  const tmp = join(dir, `.${basename(path)}.${crypto.randomUUID().slice(0, 8)}.agent-tmp`);
-  try {
-    using file = await Deno.open(tmp, { write: true, createNew: true, mode: mode & 0o777 });
-    const bytes = new TextEncoder().encode(text);
-    let written = 0;
-    while (written < bytes.length) written += await file.write(bytes.subarray(written));
-    await file.sync();
-  } catch (e) {
-    await Deno.remove(tmp).catch(() => {});
-    throw e;
-  }
-  await Deno.rename(tmp, path);
-  try {
-    using d = await Deno.open(dir, { read: true });
-    await d.sync(); // the rename survives a power cut
-  } catch {
-    // Not every platform syncs a folder; the file itself is on disk.
-  }
+  await atomicWriteBytes(path, new TextEncoder().encode(text), {
+    mode: mode & 0o777,
+    syncFolder: true,
+  });
 }
 
 export type Reconciled =
@@ -65,7 +51,7 @@ export async function removeStaleTemps(given: string): Promise<void> {
   const path = await Deno.realPath(given).catch(() => given);
   const prefix = `.${basename(path)}.`;
   for await (const e of Deno.readDir(dirname(path))) {
-    if (e.isFile && e.name.startsWith(prefix) && e.name.endsWith(".agent-tmp")) {
+    if (e.isFile && e.name.startsWith(prefix) && e.name.endsWith(".tmp")) {
       await Deno.remove(join(dirname(path), e.name)).catch(() => {});
     }
   }
