@@ -6,6 +6,7 @@
 import { Command, Option } from "@commander-js/extra-typings";
 import { EXIT_CODES_HELP } from "./exit_codes.ts";
 import { intOption, secondsOption } from "./options.ts";
+import { SIZE_NAMES } from "../registry/schema.ts";
 
 /** `metalbench agent`, with `agent history` and `agent plot`, for main.ts to add. */
 export function agentCli(setExit: (code: number) => void) {
@@ -71,7 +72,7 @@ export function agentCli(setExit: (code: number) => void) {
       ["auto", "always", "never"] as const,
     ))
     .addOption(new Option("--backend <backend>").choices(["metal", "sim"] as const))
-    .addOption(new Option("--size <size>").choices(["bench", "test"] as const))
+    .addOption(new Option("--size <size>").choices(SIZE_NAMES))
     .option(
       "--warmup <n>",
       "untimed samples before timing (verifier default)",

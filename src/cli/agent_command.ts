@@ -33,6 +33,9 @@ import { errorToExit, printError } from "./errors.ts";
 import { closest } from "fastest-levenshtein";
 import { PlotError } from "../agent/plot.ts";
 import { LineageNameError } from "../agent/attempts/paths.ts";
+import type { SizeName } from "../registry/problem.ts";
+import { problemsAtSize } from "./sizes.ts";
+import { RUN_DEFAULTS } from "../bench/harness.ts";
 
 /** The model asked for when --model is not given (override with --model or METALBENCH_MODEL). */
 export const DEFAULT_MODELS: Partial<Record<ProviderName, string>> = {
@@ -63,7 +66,7 @@ export interface AgentFlags {
   llmRetries?: number;
   stream?: StreamMode;
   backend?: "metal" | "sim";
-  size?: "bench" | "test";
+  size?: SizeName;
   warmup?: number;
   iters?: number;
   batch?: number;
@@ -170,7 +173,12 @@ export async function agentCommand(args: string[], f: AgentFlags): Promise<numbe
     );
   }
   const registry = loadRegistry(workspace);
-  const problems = names.map((n) => findProblem(registry.problems, n));
+  const problems = problemsAtSize(
+    names.map((n) => findProblem(registry.problems, n)),
+    f.size ?? RUN_DEFAULTS[f.backend ?? defaultBackend()].size,
+    true,
+    () => {},
+  );
   const policy = policyOf(f);
   const provider = openAgentProvider(f);
   const budget = new TokenBudget(policy.maxTokensTotal);

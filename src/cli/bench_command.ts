@@ -16,6 +16,8 @@ import { readSession } from "../store/session.ts";
 import type { RunRecord, Target } from "../store/schema.ts";
 import { CliError, EXIT } from "./exit_codes.ts";
 import type { ProblemSet } from "../registry/schema.ts";
+import type { SizeName } from "../registry/problem.ts";
+import { problemsAtSize } from "./sizes.ts";
 
 export interface BenchFlags {
   all?: true;
@@ -25,7 +27,7 @@ export interface BenchFlags {
   session: boolean;
   target: Target;
   backend?: BackendKind;
-  size?: "bench" | "test";
+  size?: SizeName;
   iters?: number;
   warmup?: number;
   batch?: number;
@@ -126,9 +128,9 @@ export async function benchCommand(names: string[], flags: BenchFlags): Promise<
   }
   const workspace = chooseWorkspace(flags.workspace);
   const registry = loadRegistry(workspace);
-  const problems = selectProblems(problemsInOrder(registry), names, flags);
+  const selected = selectProblems(problemsInOrder(registry), names, flags);
   const mode: RunMode = flags.mlx ? "mlx" : flags.metal ? "metal" : "paired";
-  if (flags.gputracer?.endsWith(".gputrace") && problems.length > 1) {
+  if (flags.gputracer?.endsWith(".gputrace") && selected.length > 1) {
     throw new CliError(
       "--gputracer names one .gputrace file; give a folder when benchmarking several kernels",
       EXIT.USAGE,
@@ -136,6 +138,13 @@ export async function benchCommand(names: string[], flags: BenchFlags): Promise<
   }
   const kind = flags.backend ?? defaultBackend();
   const d = RUN_DEFAULTS[kind];
+  const size = flags.size ?? d.size;
+  const problems = problemsAtSize(
+    selected,
+    size,
+    !flags.all && !flags.set,
+    (line) => console.error(line),
+  );
   const batch = flags.batch ?? d.batch;
   // Refuse a corrupt session.json before spending any time on benchmarks.
   if (flags.session && mode !== "mlx") await readSession(workspace.sessionPath);
@@ -173,7 +182,7 @@ export async function benchCommand(names: string[], flags: BenchFlags): Promise<
     const unsaved: string[] = [];
     const records = await runSession(ctx, workspace, problems, {
       mode,
-      size: flags.size ?? d.size,
+      size,
       seed: flags.seed ?? freshSeed(),
       seedSource: flags.seed === undefined ? "random" : "user",
       trials: flags.trials,

@@ -121,9 +121,9 @@ async function pythonAndSandboxChecks(): Promise<Check[]> {
   return python.ok ? [python, await referenceSandboxCheck()] : [python];
 }
 
-async function workspaceCheck(): Promise<Check[]> {
+async function workspaceCheck(dir?: string): Promise<Check[]> {
   try {
-    const ws = chooseWorkspace();
+    const ws = chooseWorkspace(dir);
     const registry = loadRegistry(ws);
     const checks: Check[] = [{
       name: "workspace",
@@ -151,7 +151,9 @@ async function workspaceCheck(): Promise<Check[]> {
   }
 }
 
-export async function doctorCommand(opts: { backend?: BackendKind }): Promise<number> {
+export async function doctorCommand(
+  opts: { backend?: BackendKind; workspace?: string },
+): Promise<number> {
   const kind = opts.backend ?? defaultBackend();
   const checks: Check[] = [
     {
@@ -162,7 +164,7 @@ export async function doctorCommand(opts: { backend?: BackendKind }): Promise<nu
     },
     ...(await backendCheck(kind)),
     ...(await pythonAndSandboxChecks()),
-    ...(await workspaceCheck()),
+    ...(await workspaceCheck(opts.workspace)),
   ];
   for (const c of checks) {
     console.log(`${c.ok ? "✓" : "✗"} ${c.name.padEnd(22)} ${c.detail}`);

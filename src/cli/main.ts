@@ -13,9 +13,10 @@ import { initCommand } from "./init_command.ts";
 import { agentCli } from "./agent_cli.ts";
 import { intOption, secondsOption } from "./options.ts";
 import { TARGETS } from "../store/schema.ts";
-import { PROBLEM_SETS } from "../registry/schema.ts";
+import { PROBLEM_SETS, SIZE_NAMES } from "../registry/schema.ts";
 import { VERSION } from "../version.ts";
 import { errorToExit, printError } from "./errors.ts";
+import { inheritGlobalOptions } from "./global_options.ts";
 import { DEFAULT_TRIALS } from "../store/protocol.ts";
 
 export function buildProgram(setExit: (code: number) => void = () => {}) {
@@ -44,9 +45,10 @@ export function buildProgram(setExit: (code: number) => void = () => {}) {
       ).choices(["metal", "sim"] as const),
     )
     .addOption(
-      new Option("--size <size>", "problem size (default: bench on metal, test on sim)").choices(
-        ["bench", "test"] as const,
-      ),
+      new Option(
+        "--size <size>",
+        "problem size: bench, test, or large (memory-bound problems, >= 256 MB of traffic); default: bench on metal, test on sim",
+      ).choices(SIZE_NAMES),
     )
     .option("--iters <n>", "timed samples (up to 1000000)", intOption(1, 1_000_000))
     .option("--warmup <n>", "untimed samples first (up to 100000)", intOption(0, 100_000))
@@ -110,6 +112,7 @@ export function buildProgram(setExit: (code: number) => void = () => {}) {
     .addHelpText("after", `\n${EXIT_CODES_HELP}`)
     .showSuggestionAfterError()
     .enablePositionalOptions()
+    .hook("preAction", inheritGlobalOptions)
     .action(async (kernels, opts) => {
       setExit(await benchCommand(kernels, opts));
     });
@@ -128,6 +131,7 @@ export function buildProgram(setExit: (code: number) => void = () => {}) {
     .command("doctor")
     .description("check every prerequisite and print the exact fix for each missing one")
     .addOption(new Option("--backend <backend>").choices(["metal", "sim"] as const))
+    .option("--workspace <dir>", "the workspace to check")
     .action(async (opts) => {
       setExit(await doctorCommand(opts));
     });

@@ -6,9 +6,15 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import type { z } from "zod";
-import { type CustomEntry, PROBLEM_SETS, type ProblemSet, RegistryFile } from "./schema.ts";
+import {
+  type CustomEntry,
+  PROBLEM_SETS,
+  type ProblemSet,
+  RegistryFile,
+  SIZE_NAMES,
+} from "./schema.ts";
 import { expand } from "./templates.ts";
-import { type SizedProblem, type SizeName, sizeProblem } from "./problem.ts";
+import { hasSize, type SizedProblem, type SizeName, sizeProblem } from "./problem.ts";
 import type { Workspace } from "./workspace.ts";
 
 export class RegistryError extends Error {
@@ -91,8 +97,10 @@ export function loadRegistry(workspace: Workspace): Registry {
         variants,
         registryFile: path,
       };
-      // Check both sizes now so a bad entry fails at load, not mid-run.
-      for (const size of ["test", "bench"] as const) sizeProblem(name, set, expanded, size);
+      // Check every size now so a bad entry fails at load, not mid-run.
+      for (const size of SIZE_NAMES) {
+        if (hasSize(expanded, size)) sizeProblem(name, set, expanded, size);
+      }
       problems.set(name, problem);
     }
   }

@@ -6,7 +6,11 @@ import { evaluate, evaluateInt, ExprError, namesIn } from "./expr.ts";
 import type { CustomEntry, Distribution, Dtype, ProblemSet, ScalarDtype } from "./schema.ts";
 import { dtypeBytes } from "./templates.ts";
 
-export type SizeName = "bench" | "test";
+export type SizeName = "bench" | "test" | "large";
+
+/** Whether the entry defines `size` (`large` is optional: memory-bound problems only). */
+export const hasSize = (entry: Pick<CustomEntry, "sizes">, size: SizeName): boolean =>
+  entry.sizes[size] !== undefined;
 
 export type ResolvedDistribution =
   | { kind: "normal"; mean: number; std: number }
@@ -155,6 +159,7 @@ export function sizeProblem(
   size: SizeName,
 ): SizedProblem {
   try {
+    if (!hasSize(entry, size)) throw new ProblemError(`has no '${size}' size`);
     const env = expressionEnv(entry, size);
     const tensor = (role: ResolvedTensor["role"]) => (t: CustomEntry["inputs"][number]) => {
       const shape = t.shape.map((d, i) => evaluateInt(d, env, `${t.name}.shape[${i}]`));
@@ -243,7 +248,7 @@ export function sizeProblem(
       name,
       set,
       size,
-      sizes: { ...entry.sizes[size] },
+      sizes: { ...entry.sizes[size]! },
       init,
       inputs,
       outputs,
@@ -254,7 +259,7 @@ export function sizeProblem(
         // Integer outputs are exact whatever this says (bench/compare.ts, toleranceFor).
         (outputs.find((t) => !t.dtype.includes("int")) ?? outputs[0]).dtype,
         env,
-        scaleEnv({ sizes: entry.sizes[size], init }),
+        scaleEnv({ sizes: entry.sizes[size]!, init }),
         inputs,
       ),
       edgeSkips: entry.edgeTrials.skip,
@@ -272,7 +277,7 @@ export function sizeProblem(
 
 /** Sizes, then numeric init values, then derived sizes (each may use those before it). */
 function expressionEnv(entry: CustomEntry, size: SizeName): Record<string, number> {
-  const env: Record<string, number> = { ...entry.sizes[size] };
+  const env: Record<string, number> = { ...entry.sizes[size]! };
   for (const [k, v] of Object.entries(entry.init)) {
     if (typeof v === "number" && !(k in env)) env[k] = v;
   }

@@ -118,11 +118,20 @@ export const Dispatch = z.object({
 });
 export type Dispatch = z.infer<typeof Dispatch>;
 
+const SizeValues = z.record(Name, z.number().int().positive());
+
+export const SIZE_NAMES = ["bench", "test", "large"] as const;
+
 export const Sizes = z.object({
   /** The size the benchmark is published at. */
-  bench: z.record(Name, z.number().int().positive()),
+  bench: SizeValues,
   /** A small size that the simulator runs in seconds. */
-  test: z.record(Name, z.number().int().positive()),
+  test: SizeValues,
+  /**
+   * Memory-bound problems only: a size whose compulsory traffic is at least
+   * 256 MB, so GB/s measures the memory rather than the launch.
+   */
+  large: SizeValues.optional(),
 });
 
 /** Arguments of the reference Model's constructor: Model(**init). */
@@ -180,20 +189,42 @@ export const CustomEntry = z.object({
 export type CustomEntry = z.infer<typeof CustomEntry>;
 
 /**
+ * An input of an element-wise problem: a name (shaped and typed like the
+ * output), or one with its own shape (a broadcast operand such as a
+ * per-column slope ["N"]; the kernel broadcasts it) or dtype.
+ */
+export const ElementwiseInput = z.union([
+  Name,
+  z.object({
+    name: Name,
+    shape: z.array(Dim).min(1).optional(),
+    dtype: Dtype.optional(),
+    init: Distribution.optional(),
+  }),
+]);
+
+/**
  * y = f(x0, x1, ...) element by element. Bindings: inputs at 0..k-1, the
- * output at k, the element count (uint) at k+1. One thread per `vector`
- * elements (dispatchThreads).
+ * output at k, the element count (uint) at k+1, then `scalars` at k+2...
+ * One thread per `vector` elements (dispatchThreads). Each size defaults on
+ * its own; `large` defaults to 2^25 elements (2^26 for 16-bit dtypes), at
+ * least 256 MiB of traffic, when the shape is the default [M, N].
  */
 export const ElementwiseEntry = z.object({
   template: z.literal("elementwise"),
   ...Common,
   function: Name,
-  inputs: z.array(Name).min(1).default(["x"]),
+  inputs: z.array(ElementwiseInput).min(1).default(["x"]),
   inputInit: z.record(Name, Distribution).default({}),
   dtype: Dtype.default("float32"),
   shape: z.array(Dim).min(1).default(["M", "N"]),
-  // Test size: 3003 elements leaves a tail past the last float4 and a partial group.
-  sizes: Sizes.default({ bench: { M: 16, N: 16384 }, test: { M: 3, N: 1001 } }),
+  sizes: z.object({
+    bench: SizeValues.default({ M: 16, N: 16384 }),
+    // 3003 elements leaves a tail past the last float4 and a partial group.
+    test: SizeValues.default({ M: 3, N: 1001 }),
+    large: SizeValues.optional(),
+  }).default({ bench: { M: 16, N: 16384 }, test: { M: 3, N: 1001 } }),
+  scalars: z.array(z.object({ dtype: ScalarDtype, value: Value })).default([]),
   vector: z.number().int().positive().default(4),
   threadgroup: z.number().int().positive().default(256),
   flopsPerElement: z.number().nonnegative().default(1),

@@ -47,24 +47,47 @@ function commonFields(e: ElementwiseEntry | RowwiseEntry | MatmulEntry) {
 
 const product = (dims: DimT[]): string => dims.map((d) => `(${d})`).join("*");
 
+/** Elements of an element-wise problem's default `large` size: >= 256 MiB for y = f(x). */
+const LARGE_ELEMENTS = 2 ** 25;
+
+function elementwiseSizes(e: ElementwiseEntry): CustomEntry["sizes"] {
+  const { bench, test, large } = e.sizes;
+  const defaultShape = e.shape.length === 2 && e.shape[0] === "M" && e.shape[1] === "N";
+  if (large || !defaultShape) return { bench, test, large };
+  const N = 16384;
+  return { bench, test, large: { M: (LARGE_ELEMENTS * 4) / DTYPE_BYTES[e.dtype] / N, N } };
+}
+
 function expandElementwise(e: ElementwiseEntry): CustomEntry {
   const numel = product(e.shape);
   const k = e.inputs.length;
-  const width = DTYPE_BYTES[e.dtype];
+  const inputs = e.inputs.map((given) => {
+    const i = typeof given === "string" ? { name: given } : given;
+    return {
+      name: i.name,
+      shape: i.shape ?? e.shape,
+      dtype: i.dtype ?? e.dtype,
+      init: i.init ?? e.inputInit[i.name] ?? NORMAL,
+    };
+  });
+  const traffic = [...inputs, { shape: e.shape, dtype: e.dtype }]
+    .map((t) => `${DTYPE_BYTES[t.dtype]}*${product(t.shape)}`).join(" + ");
   return {
     ...commonFields(e),
-    inputs: e.inputs.map((name) => ({
-      name,
-      shape: e.shape,
-      dtype: e.dtype,
-      init: e.inputInit[name] ?? NORMAL,
-    })),
+    sizes: elementwiseSizes(e),
+    inputs,
     outputs: [{ name: "y", shape: e.shape, dtype: e.dtype, init: NORMAL }],
     intermediates: [],
     dispatches: [{
       function: e.function,
-      buffers: [...e.inputs.map((tensor, index) => ({ index, tensor })), { index: k, tensor: "y" }],
-      scalars: [{ index: k + 1, dtype: "uint32", value: numel }],
+      buffers: [
+        ...inputs.map((t, index) => ({ index, tensor: t.name })),
+        { index: k, tensor: "y" },
+      ],
+      scalars: [
+        { index: k + 1, dtype: "uint32", value: numel },
+        ...e.scalars.map((s, i) => ({ index: k + 2 + i, dtype: s.dtype, value: s.value })),
+      ],
       threadgroupMemory: [],
       grid: [`ceil_div(${numel}, ${e.vector})`],
       threadgroup: [e.threadgroup],
@@ -72,7 +95,7 @@ function expandElementwise(e: ElementwiseEntry): CustomEntry {
       constants: e.constants,
     }],
     flops: `${e.flopsPerElement}*${numel}`,
-    bytes: `${width * (k + 1)}*${numel}`,
+    bytes: traffic,
   };
 }
 

@@ -4,8 +4,9 @@
  */
 import { relative } from "node:path";
 import type { Session } from "./schema.ts";
-import type { Registry } from "../registry/load.ts";
-import { problemsInOrder } from "../registry/load.ts";
+import type { Problem, Registry } from "../registry/load.ts";
+import { problemsInOrder, sized } from "../registry/load.ts";
+import { hasSize, type SizeName } from "../registry/problem.ts";
 import { atomicWrite } from "./files.ts";
 import type { Workspace } from "../registry/workspace.ts";
 
@@ -72,23 +73,43 @@ export function linkMarkdown(session: Session, ws: Workspace): string {
   return lines.join("\n") + "\n";
 }
 
+/** 1234567 -> "1.23 M": three significant digits and an SI prefix. */
+export function si(v: number): string {
+  const prefixes = ["", "k", "M", "G", "T", "P"];
+  let i = 0;
+  while (Math.abs(v) >= 1000 && i < prefixes.length - 1) {
+    v /= 1000;
+    i++;
+  }
+  return `${Number(v.toPrecision(3))} ${prefixes[i]}`;
+}
+
+/** One size of a problem: its values, FLOPs and compulsory bytes; "—" when it has none. */
+function sizeCell(p: Problem, size: SizeName): string {
+  if (!hasSize(p.entry, size)) return "—";
+  const sp = sized(p, size);
+  const values = Object.entries(sp.sizes).map(([k, v]) => `${k}=${v}`).join(" ");
+  return `${values}<br>${si(sp.flops)}FLOP, ${si(sp.bytes)}B`;
+}
+
 export function kernelsMarkdown(registry: Registry): string {
   const lines = [
     HEADER.replace("session.json", "the registry"),
     "# Kernels",
     "",
-    "| set | problem | template | description | kernel | variants | bench size | test size |",
-    "|---|---|---|---|---|---|---|---|",
+    "Each size with its FLOPs and compulsory bytes (inputs read plus outputs written once). " +
+    "`large` (memory-bound problems only) moves at least 256 MB.",
+    "",
+    "| set | problem | template | description | kernel | variants | test | bench | large |",
+    "|---|---|---|---|---|---|---|---|---|",
   ];
   const root = registry.workspace.root;
   for (const p of problemsInOrder(registry)) {
-    const fmt = (s: Record<string, number>) =>
-      Object.entries(s).map(([k, v]) => `${k}=${v}`).join(" ");
     lines.push(
       `| ${p.set} | ${p.name} | ${p.template} | ${p.description} | ${
         relative(root, p.kernelPath)
-      } | ${p.variants.join(", ") || "—"} | ${fmt(p.entry.sizes.bench)} | ${
-        fmt(p.entry.sizes.test)
+      } | ${p.variants.join(", ") || "—"} | ${sizeCell(p, "test")} | ${sizeCell(p, "bench")} | ${
+        sizeCell(p, "large")
       } |`,
     );
   }

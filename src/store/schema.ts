@@ -164,7 +164,7 @@ export const Protocol = z.object({
 export type Protocol = z.infer<typeof Protocol>;
 
 export const Settings = z.object({
-  size: z.enum(["bench", "test"]),
+  size: z.enum(["bench", "test", "large"]),
   seed: z.number(),
   trials: z.number(),
   warmup: z.number(),

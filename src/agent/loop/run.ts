@@ -19,10 +19,11 @@ import type { EventSink } from "./events.ts";
 import { type LineageResult, runLineage } from "./lineage.ts";
 import type { LoopPolicy } from "./policy.ts";
 import type { Steps } from "./steps.ts";
+import type { SizeName } from "../../registry/problem.ts";
 
 /** How candidates and baselines are benchmarked; undefined fields take the verifier's defaults. */
 export interface BenchSettings {
-  size?: "bench" | "test";
+  size?: SizeName;
   warmup?: number;
   iters?: number;
   batch?: number;
