@@ -9,6 +9,7 @@
  * small test size the simulator runs.
  */
 import { z } from "zod";
+import { poolTemplateSchema } from "./templates_pool.ts";
 
 /** Edge-value input classes (src/bench/edge_values.ts makes them). */
 export const EDGE_CLASSES = ["zeros", "negative", "large", "nonfinite"] as const;
@@ -271,10 +272,20 @@ export const MatmulEntry = z.object({
 });
 export type MatmulEntry = z.infer<typeof MatmulEntry>;
 
+/** Max or average pooling over channels-last x (templates_pool.ts). */
+export const PoolEntry = poolTemplateSchema({ common: Common, Name, Sizes });
+export type PoolEntry = z.infer<typeof PoolEntry>;
+
 export const RegistryEntry = z.preprocess(
   (v) =>
     typeof v === "object" && v !== null && !("template" in v) ? { ...v, template: "custom" } : v,
-  z.discriminatedUnion("template", [CustomEntry, ElementwiseEntry, RowwiseEntry, MatmulEntry]),
+  z.discriminatedUnion("template", [
+    CustomEntry,
+    ElementwiseEntry,
+    RowwiseEntry,
+    MatmulEntry,
+    PoolEntry,
+  ]),
 );
 export type RegistryEntry = z.infer<typeof RegistryEntry>;
 

@@ -12,6 +12,7 @@ import type {
   RegistryEntry,
   RowwiseEntry,
 } from "./schema.ts";
+import { expandPool } from "./templates_pool.ts";
 
 type DimT = typeof Dim._output;
 
@@ -176,5 +177,7 @@ export function expand(entry: RegistryEntry): CustomEntry {
       return expandRowwise(entry);
     case "matmul":
       return expandMatmul(entry);
+    case "pool":
+      return expandPool(entry);
   }
 }
