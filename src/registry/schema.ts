@@ -9,7 +9,7 @@
  * small test size the simulator runs.
  */
 import { z } from "zod";
-import { poolTemplateSchema } from "./templates_pool.ts";
+import { convTemplateSchema } from "./templates_conv.ts";
 
 /** Edge-value input classes (src/bench/edge_values.ts makes them). */
 export const EDGE_CLASSES = ["zeros", "negative", "large", "nonfinite"] as const;
@@ -272,9 +272,18 @@ export const MatmulEntry = z.object({
 });
 export type MatmulEntry = z.infer<typeof MatmulEntry>;
 
-/** Max or average pooling over channels-last x (templates_pool.ts). */
-export const PoolEntry = poolTemplateSchema({ common: Common, Name, Sizes });
-export type PoolEntry = z.infer<typeof PoolEntry>;
+/** A convolution over channels-last tensors (templates_conv.ts). */
+export const ConvEntry = convTemplateSchema({
+  common: Common,
+  Name,
+  Dim,
+  Value,
+  Dtype,
+  ScalarDtype,
+  Distribution,
+  Sizes,
+});
+export type ConvEntry = z.infer<typeof ConvEntry>;
 
 export const RegistryEntry = z.preprocess(
   (v) =>
@@ -284,7 +293,7 @@ export const RegistryEntry = z.preprocess(
     ElementwiseEntry,
     RowwiseEntry,
     MatmulEntry,
-    PoolEntry,
+    ConvEntry,
   ]),
 );
 export type RegistryEntry = z.infer<typeof RegistryEntry>;
