@@ -9,6 +9,7 @@
  * small test size the simulator runs.
  */
 import { z } from "zod";
+import { poolTemplateSchema } from "./templates_pool.ts";
 import { convTemplateSchema } from "./templates_conv.ts";
 
 /** Edge-value input classes (src/bench/edge_values.ts makes them). */
@@ -272,6 +273,10 @@ export const MatmulEntry = z.object({
 });
 export type MatmulEntry = z.infer<typeof MatmulEntry>;
 
+/** Max or average pooling over channels-last x (templates_pool.ts). */
+export const PoolEntry = poolTemplateSchema({ common: Common, Name, Sizes });
+export type PoolEntry = z.infer<typeof PoolEntry>;
+
 /** A convolution over channels-last tensors (templates_conv.ts). */
 export const ConvEntry = convTemplateSchema({
   common: Common,
@@ -293,6 +298,7 @@ export const RegistryEntry = z.preprocess(
     ElementwiseEntry,
     RowwiseEntry,
     MatmulEntry,
+    PoolEntry,
     ConvEntry,
   ]),
 );

@@ -12,6 +12,7 @@ import type {
   RegistryEntry,
   RowwiseEntry,
 } from "./schema.ts";
+import { expandPool } from "./templates_pool.ts";
 import { expandConv } from "./templates_conv.ts";
 
 type DimT = typeof Dim._output;
@@ -177,6 +178,8 @@ export function expand(entry: RegistryEntry): CustomEntry {
       return expandRowwise(entry);
     case "matmul":
       return expandMatmul(entry);
+    case "pool":
+      return expandPool(entry);
     case "conv":
       return expandConv(entry);
   }
