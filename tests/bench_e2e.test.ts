@@ -14,6 +14,7 @@ import { expand } from "../src/registry/templates.ts";
 import { RegistryEntry } from "../src/registry/schema.ts";
 import type { RunRecord } from "../src/store/schema.ts";
 import { Session } from "../src/store/schema.ts";
+import { parseBenchStream } from "../src/api/events.ts";
 
 const RELU_PY = await Deno.readTextFile(new URL("../references/common/relu.py", import.meta.url));
 const RELU_METAL = await Deno.readTextFile(
@@ -202,20 +203,17 @@ Deno.test("buggy and cheating kernels are each caught, and the run goes on past 
     ws,
   ]);
   assert.equal(r.code, 1, `exit 1 when a kernel fails\n${r.stderr}`);
-  const out = JSON.parse(r.stdout) as {
-    runs: RunRecord[];
-    summary: { problems: number; correct: number };
-  };
-  const byName = new Map(out.runs.map((run) => [run.kernel, run]));
+  const out = parseBenchStream(r.stdout);
+  const byName = new Map(out.records.map((run) => [run.kernel, run]));
   assert.equal(byName.size, Object.keys(CASES).length, "every problem ran");
   for (const [name, c] of Object.entries(CASES)) {
     const run = byName.get(name)!;
     assert.equal(run.correctness.status, c.expect, `${name}: ${run.correctness.detail}`);
     if (c.detail) assert.match(run.correctness.detail, c.detail, name);
   }
-  assert.equal(out.summary.correct, 3);
+  assert.equal(out.summary?.correct, 3);
   // The references left no trace, so one MLX worker served the whole run.
-  const timed = out.runs.filter((x) => x.mlxTiming).map((x) => x.mlxTiming!.workerPid);
+  const timed = out.records.filter((x) => x.mlxTiming).map((x) => x.mlxTiming!.workerPid);
   assert.equal(new Set(timed).size, 1, `worker pids ${timed}`);
 });
 
@@ -286,7 +284,7 @@ Deno.test("--metal needs no Python: correctness from the reference outputs a pai
 
   const before = await metalbench([...common, "--metal"], { env: noPython });
   assert.equal(before.code, 0, before.stderr);
-  const unchecked = JSON.parse(before.stdout).runs[0] as RunRecord;
+  const unchecked = parseBenchStream(before.stdout).records[0];
   assert.equal(unchecked.correctness.status, "unchecked");
   assert.match(unchecked.correctness.detail, /run once without --metal/);
   assert.equal(unchecked.mlxTiming, null);
@@ -296,19 +294,19 @@ Deno.test("--metal needs no Python: correctness from the reference outputs a pai
 
   const after = await metalbench([...common, "--metal"], { env: noPython });
   assert.equal(after.code, 0, after.stderr);
-  const checked = JSON.parse(after.stdout).runs[0] as RunRecord;
+  const checked = parseBenchStream(after.stdout).records[0];
   assert.equal(checked.correctness.status, "correct");
   // 3 trials, 4 edge-value trials, 1 on un-poisoned outputs, 2 rotated output sets.
   assert.equal(checked.correctness.trials.length, 10);
   assert.equal(checked.settings.protocol?.seedSource, "cached");
-  assert.equal(checked.settings.seed, JSON.parse(paired.stdout).runs[0].settings.seed);
+  assert.equal(checked.settings.seed, parseBenchStream(paired.stdout).records[0].settings.seed);
 });
 
 Deno.test("--mlx times only the reference; --cold-start adds first-launch figures", async () => {
   const ws = await reluWorkspace();
   const mlx = await metalbench(["relu", "--mlx", "--iters=3", "--json", "--workspace", ws]);
   assert.equal(mlx.code, 0, mlx.stderr);
-  const m = JSON.parse(mlx.stdout).runs[0] as RunRecord;
+  const m = parseBenchStream(mlx.stdout).records[0];
   assert.equal(m.kernelTiming, null);
   assert.equal(m.mlxTiming!.wallNs.length, 3);
 
@@ -323,7 +321,7 @@ Deno.test("--mlx times only the reference; --cold-start adds first-launch figure
     ws,
   ]);
   assert.equal(cold.code, 0, cold.stderr);
-  const c = (JSON.parse(cold.stdout).runs[0] as RunRecord).coldStart!;
+  const c = parseBenchStream(cold.stdout).records[0].coldStart!;
   for (const v of [c.compileMs, c.firstRunMs, c.mlxFirstCallMs]) {
     assert.ok(v !== null && v > 0, `${v}`);
   }

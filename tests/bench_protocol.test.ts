@@ -9,6 +9,7 @@ import { makeWorkspace } from "./_workspace.ts";
 import { metalbench } from "./_cli.ts";
 import type { RunRecord } from "../src/store/schema.ts";
 import { PAIRINGS, RotationState, wholeRotations } from "../src/bench/rotation.ts";
+import { parseBenchStream } from "../src/api/events.ts";
 
 const RELU_PY = await Deno.readTextFile(new URL("../references/common/relu.py", import.meta.url));
 
@@ -50,8 +51,7 @@ const FAST = ["--backend=sim", "--iters=4", "--warmup=1", "--timeout=3000"];
 
 async function runJson(args: string[]) {
   const r = await metalbench([...args, "--json"]);
-  const out = r.stdout ? JSON.parse(r.stdout) as { runs: RunRecord[] } : { runs: [] };
-  return { ...r, runs: out.runs };
+  return { ...r, runs: parseBenchStream(r.stdout).records };
 }
 
 Deno.test("rotation: each output set ends on the input set it did not start with", () => {

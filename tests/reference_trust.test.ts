@@ -19,6 +19,7 @@ import { MlxReference } from "../src/bench/reference_mlx.ts";
 import { ReferenceProblemError } from "../src/bench/reference_side.ts";
 import { makeWorkspace } from "./_workspace.ts";
 import { metalbench } from "./_cli.ts";
+import { parseBenchStream } from "../src/api/events.ts";
 
 const PYTHON = resolvePython();
 const LINUX = Deno.build.os === "linux";
@@ -580,7 +581,7 @@ Deno.test("CLI --all: a hanging and a crashing reference exit 5 with one line ea
       cwd: ws,
     });
     assert.equal(r.code, 5, r.stderr);
-    const runs = JSON.parse(r.stdout).runs as {
+    const runs = parseBenchStream(r.stdout).records as {
       kernel: string;
       error: { kind: string; message: string } | null;
       mlxTiming: { workerPid: number } | null;

@@ -32,6 +32,7 @@ import {
   openSim,
   runKernel,
 } from "./_sim_lib.ts";
+import { parseBenchStream } from "../src/api/events.ts";
 
 const hex = () => crypto.randomUUID().replaceAll("-", "");
 /** In a file outside the kernel's folder (a C identifier: messages would quote it). */
@@ -742,9 +743,7 @@ Deno.test("sim compile trust: a CLI run of kernels that reach for secrets leaves
       },
     );
     assertEquals(r.code, 1, r.stderr);
-    const out = JSON.parse(r.stdout) as {
-      runs: { kernel: string; correctness: { status: string; detail: string } }[];
-    };
+    const out = { runs: parseBenchStream(r.stdout).records };
     assertEquals(out.runs.length, Object.keys(kernels).length, r.stderr);
     for (const run of out.runs) {
       const expected = run.kernel === "env_unseen" ? "correct" : "compile-error";

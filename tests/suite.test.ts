@@ -21,6 +21,7 @@ import { workspaceAt } from "../src/registry/workspace.ts";
 import type { RunRecord } from "../src/store/schema.ts";
 import { metalbench } from "./_cli.ts";
 import { makeWorkspace } from "./_workspace.ts";
+import { parseBenchStream } from "../src/api/events.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 
@@ -59,8 +60,7 @@ function runSuite(): Promise<SuiteRun> {
     const { stdout, stderr } = out;
     const runs = new Map<string, RunRecord>();
     if (stdout.trim()) {
-      const parsed = JSON.parse(stdout) as { runs: RunRecord[] };
-      for (const r of parsed.runs) runs.set(r.kernel, r);
+      for (const r of parseBenchStream(stdout).records) runs.set(r.kernel, r);
     }
     return { code: out.code, stderr, runs };
   })();
@@ -163,7 +163,7 @@ Deno.test("suite entries catch a softmax without the max subtraction and a relu 
     ]);
     assert.equal(out.code, 1, out.stderr);
     const runs = new Map(
-      (JSON.parse(out.stdout) as { runs: RunRecord[] }).runs.map((r) => [r.kernel, r]),
+      parseBenchStream(out.stdout).records.map((r) => [r.kernel, r]),
     );
     const relu = runs.get("relu")!.correctness;
     assert.equal(relu.status, "incorrect", relu.detail);

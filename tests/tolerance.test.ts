@@ -23,9 +23,10 @@ import { ProblemError, type SizedProblem, sizeProblem } from "../src/registry/pr
 import { RegistryEntry } from "../src/registry/schema.ts";
 import { expand } from "../src/registry/templates.ts";
 import { workspaceAt } from "../src/registry/workspace.ts";
-import { Comparison as StoredComparison, type RunRecord } from "../src/store/schema.ts";
+import { Comparison as StoredComparison } from "../src/store/schema.ts";
 import { metalbench } from "./_cli.ts";
 import { makeWorkspace } from "./_workspace.ts";
+import { parseBenchStream } from "../src/api/events.ts";
 
 const ROOT = decodeURIComponent(new URL("../", import.meta.url).pathname);
 const PROBLEMS = problemsInOrder(loadRegistry(workspaceAt(ROOT))).map((p) => sized(p, "test"));
@@ -532,7 +533,7 @@ Deno.test("kernels that compute a float32 problem in half are judged incorrect b
     ]);
     assert.equal(r.code, 1, r.stderr);
     const runs = new Map(
-      (JSON.parse(r.stdout) as { runs: RunRecord[] }).runs.map((x) => [x.kernel, x]),
+      parseBenchStream(r.stdout).records.map((x) => [x.kernel, x]),
     );
     for (const name of ["relu_half", "relu_half_small", "softmax_half"]) {
       const c = runs.get(name)!.correctness;

@@ -18,6 +18,8 @@ import { CliError, EXIT } from "./exit_codes.ts";
 import type { ProblemSet } from "../registry/schema.ts";
 import type { SizeName } from "../registry/problem.ts";
 import { problemsAtSize } from "./sizes.ts";
+import { EVENTS_VERSION } from "../api/events.ts";
+import { writeReport } from "../api/report.ts";
 
 export interface BenchFlags {
   all?: true;
@@ -45,7 +47,10 @@ export interface BenchFlags {
   /** Compile every kernel with fast math (default off, as MLX). */
   fastMath?: true;
   gputracer?: string;
+  /** One JSON event a line on stdout as each problem finishes (src/api/events.ts). */
   json?: true;
+  /** Write the report (summary + records) here at the end; a folder gets <YYYY-MM-DD>.json. */
+  report?: string;
   workspace?: string;
 }
 
@@ -75,6 +80,15 @@ function selectProblems(all: Problem[], names: string[], flags: BenchFlags): Pro
 }
 
 const stderrWrite = (text: string) => Deno.stderr.writeSync(new TextEncoder().encode(text));
+
+/** One --json event: a whole line in one write, so a run killed later leaves it intact. */
+function emitEvent(event: Record<string, unknown>) {
+  const line = new TextEncoder().encode(
+    JSON.stringify({ time: new Date().toISOString(), ...event }) + "\n",
+  );
+  let written = 0;
+  while (written < line.length) written += Deno.stdout.writeSync(line.subarray(written));
+}
 
 /** The end of a problem's progress line (onStart wrote its beginning). */
 function progressResult(r: RunRecord, ms: number): string {
@@ -179,6 +193,17 @@ export async function benchCommand(names: string[], flags: BenchFlags): Promise<
     });
     const ctx = harness.ctx;
     const many = problems.length > 1;
+    const startedAt = new Date();
+    if (flags.json) {
+      emitEvent({
+        event: "start",
+        version: EVENTS_VERSION,
+        problems: problems.map((p) => p.name),
+        mode,
+        backend: kind,
+        workspace: workspace.root,
+      });
+    }
     const unsaved: string[] = [];
     const records = await runSession(ctx, workspace, problems, {
       mode,
@@ -200,8 +225,8 @@ export async function benchCommand(names: string[], flags: BenchFlags): Promise<
       onStart: (p, i, n) => {
         if (many && !flags.json) stderrWrite(`[${i + 1}/${n}] ${p.name.padEnd(24)} … `);
       },
-      onResult: (r, _i, _n, ms) => {
-        if (flags.json) return;
+      onResult: (r, i, n, ms) => {
+        if (flags.json) return emitEvent({ event: "run", index: i, total: n, record: r });
         if (many) console.error(progressResult(r, ms));
         else console.log(renderReport(r));
       },
@@ -209,8 +234,20 @@ export async function benchCommand(names: string[], flags: BenchFlags): Promise<
       onUnsaved: (path) => unsaved.push(path),
     });
     const summary = summarizeRuns(records);
+    const exitCode = exitCodeFor(records, unsaved.length > 0);
+    if (flags.report) {
+      const report = { startedAt, workspace: workspace.root, mode, backend: kind, exitCode };
+      const path = await writeReport(flags.report, { ...report, summary, records }).catch((e) => {
+        throw new CliError(
+          `could not write the report to ${flags.report}: ${(e as Error).message}`,
+          EXIT.ENVIRONMENT,
+          "give --report a folder you can write (the records are in results/ all the same)",
+        );
+      });
+      console.error(`metalbench: wrote the report ${path}`);
+    }
     if (flags.json) {
-      console.log(JSON.stringify({ runs: records, summary }, null, 2));
+      emitEvent({ event: "summary", version: EVENTS_VERSION, summary, exitCode });
     } else if (many) {
       console.log(renderTable(records));
       console.log(renderSummary(summary, kind === "sim" && mode !== "mlx"));
@@ -219,7 +256,7 @@ export async function benchCommand(names: string[], flags: BenchFlags): Promise<
     for (const r of records) {
       if (r.error?.kind === "reference") console.error(`metalbench: ${r.error.message}`);
     }
-    return exitCodeFor(records, unsaved.length > 0);
+    return exitCode;
   } catch (e) {
     // After Ctrl-C, whatever broke on the way out (the worker killed, the
     // abort itself) is the interruption, not an error of its own.
