@@ -91,6 +91,7 @@ Deno.test("KERNELS.md lists every problem with each of its sizes, FLOPs and byte
       set: "common",
       problems: {
         relu: { template: "elementwise", description: "relu", function: "relu_f32" },
+        abs: { template: "elementwise", description: "y = |x|", function: "abs_f32" },
         mm: { template: "matmul", description: "mm", function: "mm_f32" },
       },
     }),
@@ -101,6 +102,7 @@ Deno.test("KERNELS.md lists every problem with each of its sizes, FLOPs and byte
     row("relu"),
     /\| M=3 N=1001<br>3 kFLOP, 24 kB \| M=16 N=16384<br>262 kFLOP, 2\.1 MB \| M=2048 N=16384<br>33\.6 MFLOP, 268 MB \|$/,
   );
+  assert.match(row("abs"), /^\| common \| abs \| elementwise \| y = \\\|x\\\| \| /);
   // 2*1024^3 FLOPs; 3 * 4 MiB; no large size.
   assert.match(row("mm"), /\| M=1024 N=1024 K=1024<br>2\.15 GFLOP, 12\.6 MB \| — \|$/);
 });

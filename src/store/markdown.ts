@@ -84,6 +84,9 @@ export function si(v: number): string {
   return `${Number(v.toPrecision(3))} ${prefixes[i]}`;
 }
 
+/** Text for a table cell: a '|' (as in "y = |x|") would end the cell. */
+const cell = (text: string) => text.replaceAll("|", "\\|");
+
 /** One size of a problem: its values, FLOPs and compulsory bytes; "—" when it has none. */
 function sizeCell(p: Problem, size: SizeName): string {
   if (!hasSize(p.entry, size)) return "—";
@@ -106,7 +109,7 @@ export function kernelsMarkdown(registry: Registry): string {
   const root = registry.workspace.root;
   for (const p of problemsInOrder(registry)) {
     lines.push(
-      `| ${p.set} | ${p.name} | ${p.template} | ${p.description} | ${
+      `| ${p.set} | ${p.name} | ${p.template} | ${cell(p.description)} | ${
         relative(root, p.kernelPath)
       } | ${p.variants.join(", ") || "—"} | ${sizeCell(p, "test")} | ${sizeCell(p, "bench")} | ${
         sizeCell(p, "large")
