@@ -9,6 +9,7 @@
  * small test size the simulator runs.
  */
 import { z } from "zod";
+import { reduceTemplateSchemas } from "./templates_reduce.ts";
 import { poolTemplateSchema } from "./templates_pool.ts";
 import { convTemplateSchema } from "./templates_conv.ts";
 
@@ -273,6 +274,22 @@ export const MatmulEntry = z.object({
 });
 export type MatmulEntry = z.infer<typeof MatmulEntry>;
 
+/** Scan, row-reduction and full-reduction templates (templates_reduce.ts). */
+export const { ScanEntry, RowReduceEntry, ReduceEntry } = reduceTemplateSchemas({
+  common: Common,
+  Name,
+  Dim,
+  Value,
+  Dtype,
+  ScalarDtype,
+  Distribution,
+  Sizes,
+  FunctionConstants,
+});
+export type ScanEntry = z.infer<typeof ScanEntry>;
+export type RowReduceEntry = z.infer<typeof RowReduceEntry>;
+export type ReduceEntry = z.infer<typeof ReduceEntry>;
+
 /** Max or average pooling over channels-last x (templates_pool.ts). */
 export const PoolEntry = poolTemplateSchema({ common: Common, Name, Sizes });
 export type PoolEntry = z.infer<typeof PoolEntry>;
@@ -298,6 +315,9 @@ export const RegistryEntry = z.preprocess(
     ElementwiseEntry,
     RowwiseEntry,
     MatmulEntry,
+    ScanEntry,
+    RowReduceEntry,
+    ReduceEntry,
     PoolEntry,
     ConvEntry,
   ]),

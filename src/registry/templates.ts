@@ -12,6 +12,7 @@ import type {
   RegistryEntry,
   RowwiseEntry,
 } from "./schema.ts";
+import { expandReduce, expandRowReduce, expandScan } from "./templates_reduce.ts";
 import { expandPool } from "./templates_pool.ts";
 import { expandConv } from "./templates_conv.ts";
 
@@ -178,6 +179,12 @@ export function expand(entry: RegistryEntry): CustomEntry {
       return expandRowwise(entry);
     case "matmul":
       return expandMatmul(entry);
+    case "scan":
+      return expandScan(entry);
+    case "rowreduce":
+      return expandRowReduce(entry);
+    case "reduce":
+      return expandReduce(entry);
     case "pool":
       return expandPool(entry);
     case "conv":
