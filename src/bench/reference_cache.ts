@@ -74,7 +74,12 @@ export class ReferenceCache {
     await Deno.mkdir(dir, { recursive: true });
     for await (const e of Deno.readDir(dir)) {
       const keep = e.name === "last-seed" || e.name === `${seed}` || e.name.startsWith(`${seed}-`);
-      if (e.isDirectory && !keep) await Deno.remove(join(dir, e.name), { recursive: true });
+      // Another run of the same reference (another process, or --parallel) may remove it first.
+      if (e.isDirectory && !keep) {
+        await Deno.remove(join(dir, e.name), { recursive: true }).catch((err) => {
+          if (!(err instanceof Deno.errors.NotFound)) throw err;
+        });
+      }
     }
     await writeUnsynced(join(dir, "last-seed"), new TextEncoder().encode(`${seed}`));
   }
