@@ -36,6 +36,14 @@
  * size times every tap, most of which would multiply inserted zeros).
  * Bytes are the compulsory traffic: x, w, the [F] params and y once.
  *
+ * Padding and NaN: MLX's CPU conv multiplies the padding's zeros when it
+ * has no dilation (a zero times an Inf weight gives NaN at the borders, so
+ * an implicit GEMM that gathers zeros there matches it), but leaves padded
+ * taps out with dilation and in grouped (depthwise) convs, and a transposed
+ * conv has no padding products at all. An entry with padding should check
+ * its kernel on the NaN/Inf edge trial (tests/registry_conv.test.ts does so
+ * for the suite's kernels).
+ *
  * The schema is built by a function that schema.ts calls with its own parts
  * (as templates_pool.ts does), so the two modules do not import each other
  * at load time.
