@@ -158,23 +158,23 @@ static inline float fused(float v, float b, float scale, float div) {
 }
 
 kernel void conv_transpose2d_clamp_scale_div_gemm_f32(device const float* x [[buffer(0)]],
-                  device const float* w [[buffer(1)]],
-                  device const float* bias [[buffer(2)]],
-                  device float* y [[buffer(3)]],
-                  constant uint& N [[buffer(4)]],
-                  constant uint& C [[buffer(5)]],
-                  constant uint& F [[buffer(6)]],
-                  constant uint& H [[buffer(7)]],
-                  constant uint& W [[buffer(8)]],
-                  constant uint& OH [[buffer(9)]],
-                  constant uint& OW [[buffer(10)]],
-                  constant uint& R [[buffer(11)]],
-                  constant float& scale [[buffer(12)]],
-                  constant float& div [[buffer(13)]],
-                  uint3 group [[threadgroup_position_in_grid]],
-                  uint tid [[thread_index_in_threadgroup]],
-                  uint sg [[simdgroup_index_in_threadgroup]],
-                  uint lane [[thread_index_in_simdgroup]]) {
+                                                      device const float* w [[buffer(1)]],
+                                                      device const float* bias [[buffer(2)]],
+                                                      device float* y [[buffer(3)]],
+                                                      constant uint& N [[buffer(4)]],
+                                                      constant uint& C [[buffer(5)]],
+                                                      constant uint& F [[buffer(6)]],
+                                                      constant uint& H [[buffer(7)]],
+                                                      constant uint& W [[buffer(8)]],
+                                                      constant uint& OH [[buffer(9)]],
+                                                      constant uint& OW [[buffer(10)]],
+                                                      constant uint& R [[buffer(11)]],
+                                                      constant float& scale [[buffer(12)]],
+                                                      constant float& div [[buffer(13)]],
+                                                      uint3 group [[threadgroup_position_in_grid]],
+                                                      uint tid [[thread_index_in_threadgroup]],
+                                                      uint sg [[simdgroup_index_in_threadgroup]],
+                                                      uint lane [[thread_index_in_simdgroup]]) {
   const Class k = make_class(group.z, H, W, C, R, N);
   if (group.y * BM >= k.OUT) return;  // a smaller class: the whole threadgroup leaves
   threadgroup float As[BM * LD];
@@ -194,7 +194,8 @@ kernel void conv_transpose2d_clamp_scale_div_gemm_f32(device const float* x [[bu
       const float2 v = acc[i][j].thread_elements();
       device float* out = y + p.out + f;
       if ((F & 1) == 0 && f + 2 <= F) {
-        *reinterpret_cast<device float2*>(out) = float2(fused(v.x, bias[f], scale, div), fused(v.y, bias[f + 1], scale, div));
+        *reinterpret_cast<device float2*>(out) =
+            float2(fused(v.x, bias[f], scale, div), fused(v.y, bias[f + 1], scale, div));
       } else {
         if (f < F) out[0] = fused(v.x, bias[f], scale, div);
         if (f + 1 < F) out[1] = fused(v.y, bias[f + 1], scale, div);
@@ -204,20 +205,20 @@ kernel void conv_transpose2d_clamp_scale_div_gemm_f32(device const float* x [[bu
 }
 
 kernel void conv_transpose2d_clamp_scale_div_frame_f32(device const float* x [[buffer(0)]],
-                  device const float* w [[buffer(1)]],
-                  device const float* bias [[buffer(2)]],
-                  device float* y [[buffer(3)]],
-                  constant uint& N [[buffer(4)]],
-                  constant uint& C [[buffer(5)]],
-                  constant uint& F [[buffer(6)]],
-                  constant uint& H [[buffer(7)]],
-                  constant uint& W [[buffer(8)]],
-                  constant uint& OH [[buffer(9)]],
-                  constant uint& OW [[buffer(10)]],
-                  constant uint& R [[buffer(11)]],
-                  constant float& scale [[buffer(12)]],
-                  constant float& div [[buffer(13)]],
-                  uint3 gid [[thread_position_in_grid]]) {
+                                                       device const float* w [[buffer(1)]],
+                                                       device const float* bias [[buffer(2)]],
+                                                       device float* y [[buffer(3)]],
+                                                       constant uint& N [[buffer(4)]],
+                                                       constant uint& C [[buffer(5)]],
+                                                       constant uint& F [[buffer(6)]],
+                                                       constant uint& H [[buffer(7)]],
+                                                       constant uint& W [[buffer(8)]],
+                                                       constant uint& OH [[buffer(9)]],
+                                                       constant uint& OW [[buffer(10)]],
+                                                       constant uint& R [[buffer(11)]],
+                                                       constant float& scale [[buffer(12)]],
+                                                       constant float& div [[buffer(13)]],
+                                                       uint3 gid [[thread_position_in_grid]]) {
   const uint f = gid.x * 4, ow = gid.y, oh = gid.z % OH, n = gid.z / OH;
   if (!in_frame(oh, H, R) && !in_frame(ow, W, R)) return;  // dispatch 1's pixel
   float4 acc = float4(0.0f);

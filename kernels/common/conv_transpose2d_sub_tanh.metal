@@ -153,21 +153,21 @@ static inline bool in_frame(uint o, uint X, uint R) {
 static inline float fused(float v, float sub) { return tanh(v - sub); }
 
 kernel void conv_transpose2d_sub_tanh_gemm_f32(device const float* x [[buffer(0)]],
-                  device const float* w [[buffer(1)]],
-                  device float* y [[buffer(2)]],
-                  constant uint& N [[buffer(3)]],
-                  constant uint& C [[buffer(4)]],
-                  constant uint& F [[buffer(5)]],
-                  constant uint& H [[buffer(6)]],
-                  constant uint& W [[buffer(7)]],
-                  constant uint& OH [[buffer(8)]],
-                  constant uint& OW [[buffer(9)]],
-                  constant uint& R [[buffer(10)]],
-                  constant float& sub [[buffer(11)]],
-                  uint3 group [[threadgroup_position_in_grid]],
-                  uint tid [[thread_index_in_threadgroup]],
-                  uint sg [[simdgroup_index_in_threadgroup]],
-                  uint lane [[thread_index_in_simdgroup]]) {
+                                               device const float* w [[buffer(1)]],
+                                               device float* y [[buffer(2)]],
+                                               constant uint& N [[buffer(3)]],
+                                               constant uint& C [[buffer(4)]],
+                                               constant uint& F [[buffer(5)]],
+                                               constant uint& H [[buffer(6)]],
+                                               constant uint& W [[buffer(7)]],
+                                               constant uint& OH [[buffer(8)]],
+                                               constant uint& OW [[buffer(9)]],
+                                               constant uint& R [[buffer(10)]],
+                                               constant float& sub [[buffer(11)]],
+                                               uint3 group [[threadgroup_position_in_grid]],
+                                               uint tid [[thread_index_in_threadgroup]],
+                                               uint sg [[simdgroup_index_in_threadgroup]],
+                                               uint lane [[thread_index_in_simdgroup]]) {
   const Class k = make_class(group.z, H, W, C, R, N);
   if (group.y * BM >= k.OUT) return;  // a smaller class: the whole threadgroup leaves
   threadgroup float As[BM * LD];
@@ -197,18 +197,18 @@ kernel void conv_transpose2d_sub_tanh_gemm_f32(device const float* x [[buffer(0)
 }
 
 kernel void conv_transpose2d_sub_tanh_frame_f32(device const float* x [[buffer(0)]],
-                  device const float* w [[buffer(1)]],
-                  device float* y [[buffer(2)]],
-                  constant uint& N [[buffer(3)]],
-                  constant uint& C [[buffer(4)]],
-                  constant uint& F [[buffer(5)]],
-                  constant uint& H [[buffer(6)]],
-                  constant uint& W [[buffer(7)]],
-                  constant uint& OH [[buffer(8)]],
-                  constant uint& OW [[buffer(9)]],
-                  constant uint& R [[buffer(10)]],
-                  constant float& sub [[buffer(11)]],
-                  uint3 gid [[thread_position_in_grid]]) {
+                                                device const float* w [[buffer(1)]],
+                                                device float* y [[buffer(2)]],
+                                                constant uint& N [[buffer(3)]],
+                                                constant uint& C [[buffer(4)]],
+                                                constant uint& F [[buffer(5)]],
+                                                constant uint& H [[buffer(6)]],
+                                                constant uint& W [[buffer(7)]],
+                                                constant uint& OH [[buffer(8)]],
+                                                constant uint& OW [[buffer(9)]],
+                                                constant uint& R [[buffer(10)]],
+                                                constant float& sub [[buffer(11)]],
+                                                uint3 gid [[thread_position_in_grid]]) {
   const uint f = gid.x * 4, ow = gid.y, oh = gid.z % OH, n = gid.z / OH;
   if (!in_frame(oh, H, R) && !in_frame(ow, W, R)) return;  // dispatch 1's pixel
   float4 acc = float4(0.0f);
