@@ -2,7 +2,7 @@
 using namespace metal;
 
 // Mish: y = x * tanh(softplus(x)) (MLX nn.mish).
-// One thread per 4 elements: float4 loads and stores (16 bytes per access) keep the
+// Fast: one thread per 4 elements: float4 loads and stores (16 bytes per access) keep the
 // memory system saturated; the thread holding the tail (n not a multiple of 4) runs
 // the same float4 math on a zero-padded vector, so there is one code path to get right.
 
@@ -12,6 +12,7 @@ static inline float4 log1p4(float4 u) {
   const float4 w = 1.0f + u;
   return select(log(w) * (u / (w - 1.0f)), u, w == 1.0f);
 }
+
 // softplus(x) = log(1 + e^x) = max(x, 0) + log1p(e^-|x|): exp never overflows, and
 // the log1p keeps e^-|x| when it is tiny (x very negative). NaN stays NaN.
 static inline float4 softplus4(float4 x) {

@@ -2,7 +2,7 @@
 using namespace metal;
 
 // Swish (SiLU): y = x * sigmoid(x).
-// One thread per 4 elements: float4 loads and stores (16 bytes per access) keep the
+// Fast: one thread per 4 elements: float4 loads and stores (16 bytes per access) keep the
 // memory system saturated; the thread holding the tail (n not a multiple of 4) runs
 // the same float4 math on a zero-padded vector, so there is one code path to get right.
 
