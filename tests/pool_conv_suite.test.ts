@@ -11,9 +11,9 @@ import { metalbench } from "./_cli.ts";
 import { makeWorkspace } from "./_workspace.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
-const registry = JSON.parse(await Deno.readTextFile(`${ROOT}registry/common_pool.json`)) as {
-  problems: Record<string, unknown>;
-};
+const registry: { problems: Record<string, { sizes: { test: unknown } }> } = JSON.parse(
+  await Deno.readTextFile(`${ROOT}registry/common_pool.json`),
+);
 
 /** A changed kernel: the problem it comes from and one exact replacement. */
 interface Bug {
@@ -91,5 +91,53 @@ Deno.test("pool group: a changed kernel is caught, the unchanged ones pass", asy
     const bad = runs.get(name)?.correctness;
     assert.equal(bad?.status, "incorrect", `${name}: ${bad?.detail}\n${r.stderr}`);
     assert.match(bad!.detail, bug.caughtBy, name);
+  }
+});
+
+/** Test sizes off the entries' own: odd C, odd F, F over 64 (two tiles) or 32 (two chunks). */
+const ODD_SIZES: Record<string, Record<string, number>> = {
+  conv2d_relu_bias: { N: 2, H: 6, W: 7, C: 6, F: 21 },
+  conv2d_mish_mish: { N: 1, H: 5, W: 9, C: 5, F: 67 },
+  conv3d_multi_act_bias: { N: 1, D: 4, H: 4, W: 5, C: 7, F: 9 },
+  conv3d_div_pool_sum: { N: 2, D: 4, H: 4, W: 5, C: 6, F: 65 },
+  conv3d_softmax_pool: { N: 1, D: 7, H: 6, W: 6, C: 5, F: 33 },
+  conv_transpose3d_norm_pool_gelu: { N: 2, D: 2, H: 3, W: 2, C: 5, F: 37 },
+};
+
+Deno.test("pool group: the fused conv kernels are correct with odd channel and filter counts", async () => {
+  const problems: Record<string, unknown> = {};
+  const files: Record<string, string> = {};
+  for (const [name, test] of Object.entries(ODD_SIZES)) {
+    const entry = structuredClone(registry.problems[name]);
+    entry.sizes.test = test;
+    problems[name] = entry;
+    files[`kernels/common/${name}.metal`] = await Deno.readTextFile(
+      `${ROOT}kernels/common/${name}.metal`,
+    );
+    files[`references/common/${name}.py`] = await Deno.readTextFile(
+      `${ROOT}references/common/${name}.py`,
+    );
+  }
+  files["registry/common.json"] = JSON.stringify({ set: "common", problems });
+  const ws = await makeWorkspace(files);
+  const r = await metalbench([
+    "--all",
+    "--workspace",
+    ws,
+    "--backend",
+    "sim",
+    "--no-session",
+    "--json",
+    "--iters",
+    "1",
+    "--warmup",
+    "0",
+    "--trials",
+    "1",
+  ]);
+  const runs = new Map(parseBenchStream(r.stdout).records.map((x) => [x.kernel, x]));
+  for (const name of Object.keys(ODD_SIZES)) {
+    const c = runs.get(name)?.correctness;
+    assert.equal(c?.status, "correct", `${name}: ${c?.detail}\n${r.stderr}`);
   }
 });
