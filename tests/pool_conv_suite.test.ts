@@ -94,7 +94,7 @@ Deno.test("pool group: a changed kernel is caught, the unchanged ones pass", asy
   }
 });
 
-/** Test sizes off the entries' own: odd C, odd F, F over 64 (two tiles) or 32 (two chunks). */
+/** Test sizes off the entries' own: odd C and F, F over 64 (two tiles) or 32 (two chunks). */
 const ODD_SIZES: Record<string, Record<string, number>> = {
   conv2d_relu_bias: { N: 2, H: 6, W: 7, C: 6, F: 21 },
   conv2d_mish_mish: { N: 1, H: 5, W: 9, C: 5, F: 67 },
@@ -102,9 +102,13 @@ const ODD_SIZES: Record<string, Record<string, number>> = {
   conv3d_div_pool_sum: { N: 2, D: 4, H: 4, W: 5, C: 6, F: 65 },
   conv3d_softmax_pool: { N: 1, D: 7, H: 6, W: 6, C: 5, F: 33 },
   conv_transpose3d_norm_pool_gelu: { N: 2, D: 2, H: 3, W: 2, C: 5, F: 37 },
+  // Stride 2 (C and F multiples of 4): a one-row input (no interior GEMM
+  // rows in class 0, the frame is all of it), and two filter tiles.
+  conv_transpose2d_clamp_scale_div: { N: 3, H: 1, W: 2, C: 4, F: 8 },
+  conv_transpose2d_sub_tanh: { N: 1, H: 3, W: 10, C: 12, F: 68 },
 };
 
-Deno.test("pool group: the fused conv kernels are correct with odd channel and filter counts", async () => {
+Deno.test("pool group: the fused conv kernels are correct at sizes their entries do not use", async () => {
   const problems: Record<string, unknown> = {};
   const files: Record<string, string> = {};
   for (const [name, test] of Object.entries(ODD_SIZES)) {

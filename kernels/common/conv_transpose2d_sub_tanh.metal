@@ -18,8 +18,9 @@ using namespace metal;
 // K_ab = JH_a * JW_b * C (at R = 3: 4C, 2C, 2C and C; 2.25 taps per output
 // on average instead of 9). Grid z picks the class. Dispatch 1 runs these
 // GEMMs over the class's interior pixels, where every class tap lands inside
-// x; the one-pixel frame where a tap falls outside is dispatch 2's (a plain
-// loop over the valid taps), so no tap ever multiplies a padding zero: an Inf
+// x; the frame where a tap falls outside (R - S rows and columns at each
+// edge) is dispatch 2's, a plain loop over the valid taps, one thread per
+// frame pixel and 4 filters. So no tap ever multiplies a padding zero: an Inf
 // weight there would make a NaN that MLX, which skips those taps, does not.
 //
 // The GEMM is the design of conv2d.metal: 128 threads per 64-pixel x
@@ -142,12 +143,6 @@ static inline uint2 fragment_origin(uint lane) {
   return uint2((q & 2) * 2 + (lane % 2) * 2, (q & 4) + (lane / 2) % 4);
 }
 
-// Whether output row or column o (of input extent X) is in the frame: some
-// tap of its class falls outside x.
-static inline bool in_frame(uint o, uint X, uint R) {
-  const uint a = o % S, t = o / S, J = (R - a + S - 1) / S;
-  return t + 1 < J || t >= X;
-}
 // ---- end of the core --------------------------------------------------------
 
 static inline float fused(float v, float sub) { return tanh(v - sub); }
@@ -209,8 +204,20 @@ kernel void conv_transpose2d_sub_tanh_frame_f32(device const float* x [[buffer(0
                                                 constant uint& R [[buffer(10)]],
                                                 constant float& sub [[buffer(11)]],
                                                 uint3 gid [[thread_position_in_grid]]) {
-  const uint f = gid.x * 4, ow = gid.y, oh = gid.z % OH, n = gid.z / OH;
-  if (!in_frame(oh, H, R) && !in_frame(ow, W, R)) return;  // dispatch 1's pixel
+  // gid.y enumerates one image's frame: E = R - S rows at the top and the
+  // bottom (all OW columns), then the E columns at the left and the right of
+  // the rows between.
+  const uint E = R - S, f = gid.x * 4, n = gid.z;
+  uint oh, ow;
+  if (gid.y < 2 * E * OW) {
+    const uint r = gid.y / OW;
+    oh = r < E ? r : S * H + (r - E);
+    ow = gid.y % OW;
+  } else {
+    const uint q = gid.y - 2 * E * OW, c = q % (2 * E);
+    oh = E + q / (2 * E);
+    ow = c < E ? c : S * W + (c - E);
+  }
   float4 acc = float4(0.0f);
   for (uint kh = oh % S; kh < R && kh <= oh; kh += S) {
     const uint ih = (oh - kh) / S;
