@@ -108,7 +108,10 @@ export function buildProgram(setExit: (code: number) => void = () => {}) {
       "a fresh MLX worker for every problem (default: reuse it while the references leave no trace)",
     )
     .option("--json", "print one JSON event a line on stdout: start, each run as it ends, summary")
-    .option("--report <path>", "write the summary and records as JSON (a folder: <YYYY-MM-DD>.json)")
+    .option(
+      "--report <path>",
+      "write the summary and records as JSON (a folder: <YYYY-MM-DD>.json)",
+    )
     .option("--workspace <dir>", "the workspace (default: the one around the current folder)")
     .addHelpText("after", `\n${EXIT_CODES_HELP}`)
     .showSuggestionAfterError()
