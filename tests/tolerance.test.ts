@@ -28,6 +28,7 @@ import { metalbench } from "./_cli.ts";
 import { makeWorkspace } from "./_workspace.ts";
 import { parseBenchStream } from "../src/api/events.ts";
 import { FLOAT32_REDUCE } from "./_float32_reduce.ts";
+import { FLOAT32_ELEMENTWISE } from "./_float32_elementwise.ts";
 
 const ROOT = decodeURIComponent(new URL("../", import.meta.url).pathname);
 const PROBLEMS = problemsInOrder(loadRegistry(workspaceAt(ROOT))).map((p) => sized(p, "test"));
@@ -372,6 +373,7 @@ const inputDtype = (p: SizedProblem, name: string) => p.inputs.find((t) => t.nam
 /** Each suite problem, every operation rounded to float32; exp, sqrt and erf correctly rounded. */
 const FLOAT32: Record<string, Impl> = {
   ...FLOAT32_REDUCE,
+  ...FLOAT32_ELEMENTWISE,
   relu: ({ x }) => x.map((v) => (v < 0 ? 0 : v)),
   gelu: ({ x }) => x.map((v) => f(f(v * f(1 + f(erf(f(v / Math.SQRT2))))) / 2)),
   softmax: ({ x }, { sizes: { R, C } }, order) => {
