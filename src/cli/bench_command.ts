@@ -233,6 +233,9 @@ export async function benchCommand(names: string[], flags: BenchFlags): Promise<
       onNote: (line) => console.error(line),
       onUnsaved: (path) => unsaved.push(path),
     });
+    // Ctrl-C during the last problem can end it as a recorded failure (its
+    // worker killed): that is the interruption, not the reference's fault.
+    if (interrupt.signal.aborted) return EXIT.INTERRUPTED;
     const summary = summarizeRuns(records);
     const exitCode = exitCodeFor(records, unsaved.length > 0);
     if (flags.report) {
