@@ -242,9 +242,13 @@ async function byProblem(): Promise<Map<string, Case[]>> {
  * near a number that half (or bfloat16) represents: at N=10007 the bound is
  * ~1.5e-3 + 2e-5|r| (the reference's own float32 error is up to ~4.6e-4)
  * while half rounds |r| ~ 100 by up to 4.9e-4|r|, so about one seed in five
- * passes by luck; three in four must fail.
+ * passes by luck. A single value with the default float32 bound (rtol 1e-4
+ * plus stol 1e-5 of itself: conv3d_div_pool_sum's) passes about one seed in
+ * four (1.1e-4 of the up to 4.9e-4 that half rounds by). At least half of
+ * the 8 seeds must fail: with a 23 % chance to pass, 5 or more passing seeds
+ * happen by luck about once in 70 draws of seeds, and the seeds are fixed.
  */
-const mustFail = (cs: Case[]) => cs[0].ref.length > 1 ? cs.length : Math.ceil(0.75 * cs.length);
+const mustFail = (cs: Case[]) => cs[0].ref.length > 1 ? cs.length : Math.ceil(0.5 * cs.length);
 
 for (const problem of PROBLEMS) {
   // Rounding through half says something only of a float32 output; an
