@@ -29,6 +29,8 @@ import { makeWorkspace } from "./_workspace.ts";
 import { parseBenchStream } from "../src/api/events.ts";
 import { FLOAT32_REDUCE } from "./_float32_reduce.ts";
 import { FLOAT32_ELEMENTWISE } from "./_float32_elementwise.ts";
+import { FLOAT32_GEMM } from "./_float32_gemm.ts";
+import { FLOAT32_POOL } from "./_float32_pool.ts";
 
 const ROOT = decodeURIComponent(new URL("../", import.meta.url).pathname);
 const PROBLEMS = problemsInOrder(loadRegistry(workspaceAt(ROOT))).map((p) => sized(p, "test"));
@@ -378,6 +380,8 @@ const inputDtype = (p: SizedProblem, name: string) => p.inputs.find((t) => t.nam
 const FLOAT32: Record<string, Impl> = {
   ...FLOAT32_REDUCE,
   ...FLOAT32_ELEMENTWISE,
+  ...FLOAT32_GEMM,
+  ...FLOAT32_POOL,
   relu: ({ x }) => x.map((v) => (v < 0 ? 0 : v)),
   gelu: ({ x }) => x.map((v) => f(f(v * f(1 + f(erf(f(v / Math.SQRT2))))) / 2)),
   softmax: ({ x }, { sizes: { R, C } }, order) => {
