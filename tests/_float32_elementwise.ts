@@ -6,27 +6,15 @@
  * their (already rounded) inputs, as their kernels do.
  */
 import type { SizedProblem } from "../src/registry/problem.ts";
+import { erf, f } from "./_float32.ts";
 
 type Impl = (x: Record<string, Float32Array>, p: SizedProblem) => Float32Array;
 
-const f = Math.fround;
 /** clip that keeps NaN, as MLX's clip does. */
 const clip = (v: number, lo: number, hi: number) => (v < lo ? lo : v > hi ? hi : v);
 const softplus = (v: number) => Math.max(v, 0) + Math.log1p(Math.exp(-Math.abs(v)));
 const sigmoid = (v: number) => f(1 / f(1 + f(Math.exp(-v))));
 const num = (p: SizedProblem, k: string) => f(p.init[k] as number);
-
-/** erf to float64 accuracy: 2/sqrt(pi) e^(-x^2) sum 2^n x^(2n+1) / (2n+1)!!, all terms positive. */
-function erf(x: number): number {
-  const a = Math.abs(x);
-  if (a > 6) return Math.sign(x);
-  let term = a, s = a;
-  for (let n = 1; term > 1e-17 * s; n++) {
-    term *= (2 * a * a) / (2 * n + 1);
-    s += term;
-  }
-  return Math.sign(x) * (2 / Math.sqrt(Math.PI)) * Math.exp(-a * a) * s;
-}
 
 const gelu = ({ x }: Record<string, Float32Array>) =>
   x.map((v) => f(f(v * f(1 + f(erf(f(v / Math.SQRT2))))) / 2));

@@ -9,24 +9,7 @@
 import type { SizedProblem } from "../src/registry/problem.ts";
 import { fromBfloat16Bits, toBfloat16Bits } from "../src/reference/tensor_io.ts";
 import type { Impl, Order } from "./_float32_reduce.ts";
-
-const f = Math.fround;
-
-/** A float32 sum of term(i), i < n: in order, backwards, or as 256 strided lanes then a tree. */
-export function sum(n: number, term: (i: number) => number, order: Order): number {
-  let s = 0;
-  if (order === "forward") { for (let i = 0; i < n; i++) s = f(s + term(i)); }
-  else if (order === "reverse") { for (let i = n - 1; i >= 0; i--) s = f(s + term(i)); }
-  else {
-    const lanes = new Float32Array(256);
-    for (let i = 0; i < n; i++) lanes[i % 256] = f(lanes[i % 256] + term(i));
-    for (let w = 128; w >= 1; w >>= 1) {
-      for (let j = 0; j < w; j++) lanes[j] = lanes[j] + lanes[j + w];
-    }
-    s = lanes[0];
-  }
-  return s;
-}
+import { f, sum } from "./_float32.ts";
 
 /** C[b] = A[b] @ B[b] for A [batch, M, K], B [batch, K, N], float32 sums over K. */
 function matmul(

@@ -8,9 +8,8 @@
  */
 import type { SizedProblem } from "../src/registry/problem.ts";
 import type { Impl, Order } from "./_float32_reduce.ts";
-import { sum } from "./_float32_gemm.ts";
+import { erf, f, sum } from "./_float32.ts";
 
-const f = Math.fround;
 type X = Record<string, Float32Array>;
 
 const prod = (a: number[]) => a.reduce((p, v) => p * v, 1);
@@ -124,17 +123,6 @@ const maxPool: Impl = ({ x }, p) =>
 const avgPool: Impl = ({ x }, p, order) =>
   pool(x, shapeOf(p, "x"), p.init.k as number, p.init.s as number, mean(order)).y;
 
-/** erf to float64 accuracy: 2/sqrt(pi) e^(-x^2) sum 2^n x^(2n+1) / (2n+1)!!, all terms positive. */
-function erf(x: number): number {
-  const a = Math.abs(x);
-  if (a > 6) return Math.sign(x);
-  let term = a, s = a;
-  for (let n = 1; term > 1e-17 * s; n++) {
-    term *= (2 * a * a) / (2 * n + 1);
-    s += term;
-  }
-  return Math.sign(x) * (2 / Math.sqrt(Math.PI)) * Math.exp(-a * a) * s;
-}
 const gelu = (v: number) => f(f(v * f(1 + f(erf(f(v / Math.SQRT2))))) / 2);
 const softplus = (v: number) => f(Math.max(v, 0) + Math.log1p(Math.exp(-Math.abs(v))));
 const mish = (v: number) => f(v * f(Math.tanh(softplus(v))));

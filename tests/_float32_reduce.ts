@@ -7,31 +7,15 @@
  * in float32 from their (already rounded) inputs, as the kernels do.
  */
 import type { SizedProblem } from "../src/registry/problem.ts";
+import { f, type Order, sum } from "./_float32.ts";
 
-export type Order = "forward" | "reverse" | "tree";
+export type { Order };
+
 export type Impl = (
   x: Record<string, Float32Array>,
   p: SizedProblem,
   order: Order,
 ) => Float32Array;
-
-const f = Math.fround;
-
-/** A float32 sum of term(i), i < n, in the given order. */
-function sum(n: number, term: (i: number) => number, order: Order): number {
-  let s = 0;
-  if (order === "forward") { for (let i = 0; i < n; i++) s = f(s + term(i)); }
-  else if (order === "reverse") { for (let i = n - 1; i >= 0; i--) s = f(s + term(i)); }
-  else {
-    const lanes = new Float32Array(256);
-    for (let i = 0; i < n; i++) lanes[i % 256] = f(lanes[i % 256] + term(i));
-    for (let w = 128; w >= 1; w >>= 1) {
-      for (let j = 0; j < w; j++) lanes[j] = lanes[j] + lanes[j + w];
-    }
-    s = lanes[0];
-  }
-  return s;
-}
 
 /** One value per row of [R, C] inputs. */
 const perRow = (
