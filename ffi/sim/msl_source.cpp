@@ -330,4 +330,36 @@ std::string apply_edits(std::string src, std::vector<Edit> edits) {
   return src;
 }
 
+std::vector<std::string> defined_macros(const std::vector<std::string> &files) {
+  std::vector<std::string> out;
+  auto blank = [](char ch) { return ch == ' ' || ch == '\t' || ch == '\v' || ch == '\f'; };
+  auto ident = [](char ch) { return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_'; };
+  for (std::string text : files) {
+    // Line splices first: `#\\\ndefine X` is still a #define.
+    for (size_t at; (at = text.find("\\\n")) != std::string::npos;) text.erase(at, 2);
+    for (size_t i = 0; i < text.size();) {
+      size_t end = text.find('\n', i);
+      if (end == std::string::npos) end = text.size();
+      size_t j = i;
+      while (j < end && blank(text[j])) ++j;
+      if (j < end && text[j] == '#') {
+        ++j;
+        while (j < end && blank(text[j])) ++j;
+        if (text.compare(j, 6, "define") == 0 && j + 6 < end && blank(text[j + 6])) {
+          j += 6;
+          while (j < end && blank(text[j])) ++j;
+          size_t k = j;
+          while (k < end && ident(text[k])) ++k;
+          if (k > j && !std::isdigit(static_cast<unsigned char>(text[j])))
+            out.push_back(text.substr(j, k - j));
+        }
+      }
+      i = end + 1;
+    }
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
 } // namespace mbsim

@@ -39,6 +39,11 @@ Prepass prepass_msl(const std::vector<std::string> &files, const ConstantValues 
 // Whether `id` names an MSL vector type (float4, uint2, ..., vec).
 bool msl_vector_type_name(const std::string &id);
 
+// Every name the files #define (a superset: also in comments or #if'd-out
+// code), so that generated code can #undef them: nothing of ours may see a
+// kernel's macros (`#define H 4`).
+std::vector<std::string> defined_macros(const std::vector<std::string> &files);
+
 // Applies edits at distinct offsets of src (any order given).
 std::string apply_edits(std::string src, std::vector<Edit> edits);
 

@@ -1,0 +1,76 @@
+/**
+ * What real hand-written kernels rely on, beyond the MSL spec: their own
+ * one-letter macros (`#define H 4`) that must not reach the simulator's
+ * generated code, and errors that still point at the kernel's own lines.
+ * Each result is checked against a computation done here in TypeScript.
+ */
+import { BridgeError } from "../src/backend/bridge.ts";
+import { assert, assertEquals, f32, msl, openSim, random, runKernel } from "./_sim_lib.ts";
+
+// Per-head scaled row sums, the shape of an attention kernel's first step:
+// H heads of N rows of K values, T threads per row. The macros are the
+// names hand-written kernels use; d, g, c, t and `buffers` are the names
+// generated glue code is most likely to use.
+const HEADS = msl(`
+#define H 4
+#define T 4
+#define N 8
+#define K 16
+#define F float
+#define d 1
+#define g 2
+#define c 3
+#define t 5
+#define buffers 0
+#define threadgroup_args 0
+#define MB_SIM_EXPORT static
+#define mb_kernel_rt 0
+#define __mb_F int
+#define \\
+  SCALE(x) ((x) * 0.5f)
+
+kernel void head_sums(device const F* in [[buffer(0)]],
+                      device F* out [[buffer(1)]],
+                      uint3 gid [[thread_position_in_grid]]) {
+  // T threads per row (H * N rows); the first of each sums the row's K values.
+  if (gid.y != 0 || gid.x % T != 0) return;
+  F s = 0;
+  for (uint k = 0; k < K; ++k) s += in[(gid.x / T) * K + k];
+  out[gid.x / T] = SCALE(s);
+}`);
+
+Deno.test("sim: a kernel's own macros (H, T, N, K, d, t, buffers) do not reach our generated code", async () => {
+  using sim = await openSim();
+  const rows = 4 * 8, k = 16;
+  const next = random(11);
+  const input = Float32Array.from({ length: rows * k }, () => Math.round(next() * 64) / 8);
+  const out = await runKernel(sim, HEADS, "head_sums", [
+    { index: 0, data: input },
+    { index: 1, length: rows * 4 },
+  ], { grid: [rows * 4, 1, 1], group: [32, 1, 1] });
+  const expected = Array.from({ length: rows }, (_, r) => {
+    let s = 0;
+    for (let i = 0; i < k; i++) s += input[r * k + i]; // eighths: float32 sums are exact
+    return s * 0.5;
+  });
+  assertEquals(Array.from(f32(out.get(1))), expected);
+});
+
+Deno.test("sim: with a kernel's one-letter macros, an error points at the kernel's line, not our cache", async () => {
+  using sim = await openSim();
+  const src = msl(`#define H 4
+#define T 4
+kernel void bad(device float* out [[buffer(0)]], uint i [[thread_position_in_grid]]) {
+  out[i] = H * T * missing_name;
+}`);
+  const e = await sim.compile(src, "bad", { source_name: "bad.metal" }).then(
+    () => undefined,
+    (e) => e,
+  );
+  assert(e instanceof BridgeError, `expected a BridgeError, got ${e}`);
+  assert(
+    /bad\.metal:6:\d+: error: use of undeclared identifier 'missing_name'/.test(e.message),
+    e.message,
+  );
+  assert(!/sim-test-cache|__mb_entry|\/tmp\/|build-/.test(e.message), e.message);
+});
