@@ -5,7 +5,19 @@
  * Each result is checked against a computation done here in TypeScript.
  */
 import { BridgeError } from "../src/backend/bridge.ts";
-import { assert, assertEquals, f32, msl, openSim, random, runKernel } from "./_sim_lib.ts";
+import {
+  assert,
+  assertEquals,
+  f32,
+  i32,
+  msl,
+  openSim,
+  random,
+  runKernel,
+  toBfloat,
+  toHalf,
+  u32,
+} from "./_sim_lib.ts";
 
 // Per-head scaled row sums, the shape of an attention kernel's first step:
 // H heads of N rows of K values, T threads per row. The macros are the
@@ -73,4 +85,50 @@ kernel void bad(device float* out [[buffer(0)]], uint i [[thread_position_in_gri
     e.message,
   );
   assert(!/sim-test-cache|__mb_entry|\/tmp\/|build-/.test(e.message), e.message);
+});
+
+// Float to integer conversion: Apple GPUs saturate (NaN -> 0, negative ->
+// 0 for unsigned, out of range -> the type's min or max), and kernels that
+// quantize or compute indices rely on it; x86 would give 0x80000000 or wrap.
+Deno.test("sim: float, half and bfloat to integer casts saturate as on the GPU", async () => {
+  using sim = await openSim();
+  const src = msl(`
+kernel void quantize(device const float* x [[buffer(0)]],
+                     device int* s [[buffer(1)]],
+                     device uint* u [[buffer(2)]],
+                     device int* narrow [[buffer(3)]],
+                     uint i [[thread_position_in_grid]]) {
+  float v = x[i];
+  s[i] = int(v);
+  u[i] = (uint)v;
+  narrow[4 * i + 0] = static_cast<uchar>(v);
+  narrow[4 * i + 1] = short(v);
+  narrow[4 * i + 2] = int(half(v));
+  narrow[4 * i + 3] = (uint)bfloat(v);
+}`);
+  const xs = [NaN, -5.75, 3e9, -3e9, 1e20, -1e20, 300.5, 70000, Infinity, -Infinity, 42.9, -0.5];
+  const n = xs.length;
+  const out = await runKernel(sim, src, "quantize", [
+    { index: 0, data: new Float32Array(xs) },
+    { index: 1, length: n * 4 },
+    { index: 2, length: n * 4 },
+    { index: 3, length: n * 16 },
+  ], { grid: [n, 1, 1], group: [n, 1, 1] });
+  // trunc(-0.5) is -0: + 0 makes it the 0 an int holds
+  const sat = (v: number, lo: number, hi: number) =>
+    Number.isNaN(v) ? 0 : Math.min(hi, Math.max(lo, Math.trunc(v) + 0));
+  const f = (v: number) => Math.fround(v);
+  const I32: [number, number] = [-(2 ** 31), 2 ** 31 - 1], U32: [number, number] = [0, 2 ** 32 - 1];
+  assertEquals(Array.from(i32(out.get(1))), xs.map((v) => sat(f(v), ...I32)));
+  assertEquals(Array.from(u32(out.get(2))), xs.map((v) => sat(f(v), ...U32)));
+  const narrow = Array.from(i32(out.get(3)));
+  for (let k = 0; k < n; k++) {
+    const v = f(xs[k]);
+    assertEquals(narrow.slice(4 * k, 4 * k + 4), [
+      sat(v, 0, 255),
+      sat(v, -32768, 32767),
+      sat(toHalf(v), ...I32), // half: 70000 and beyond round to infinity
+      sat(toBfloat(v), ...U32) | 0, // stored in an int: the uint's bits
+    ], `x = ${xs[k]}`);
+  }
 });

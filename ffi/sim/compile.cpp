@@ -127,6 +127,10 @@ std::vector<std::string> common_flags(const Compiler &c, const CompileRequest &r
       "-include", c.shim_dir + "/metal_stdlib",
       "-fno-exceptions", "-fno-rtti", "-fno-threadsafe-statics", "-fno-strict-aliasing",
       "-fno-math-errno", "-ffp-contract=off",
+      // float -> integer conversions saturate as on Apple GPUs (NaN -> 0,
+      // out of range -> the type's min/max): clang then emits fpto[su]i.sat
+      // for scalar casts; x86 would give 0x80000000 or wrap
+      "-fno-strict-float-cast-overflow",
       // MSL has no implicit conversions between vector types
       "-flax-vector-conversions=none",
       // half and bfloat arithmetic rounds after every operation, as on a GPU
