@@ -48,7 +48,7 @@ template <class V, class... A> __attribute__((always_inline)) inline V __mb_vmak
 }
 namespace metal {
 using ::__mb_vmake;
-}
+} // namespace metal
 
 #define char2(...) __mb_vmake<char2>(__VA_ARGS__)
 #define char3(...) __mb_vmake<char3>(__VA_ARGS__)
