@@ -126,7 +126,7 @@ template <class E> __MB_INL E rotate1(E x, E y) {
 }
 } // namespace __mb
 
-namespace metal {
+__MB_METAL_BEGIN
 namespace __math {
 #define __MB_FP1(name, body)                                                                         \
   template <class T, __mb::req<__mb::is_fp<T>> = 0> __MB_INL T name(T x) {                          \
@@ -467,11 +467,30 @@ template <class T, __mb::req<__mb::is_fp<T>> = 0> __MB_INL auto ilogb(T x) {
 }
 } // namespace __math
 
+// Each function is also declared here by name (a using-declaration): a
+// kernel that adds an overload in namespace metal (exp(bfloat), as MLX
+// does) then overloads the shim's exp instead of hiding it from metal::exp.
+#define __MB_MATH_NAMES(X) X(abs) X(absdiff) X(acos) X(acosh) X(addsat) X(all) X(any) X(asin)        \
+  X(asinh) X(atan) X(atan2) X(atanh) X(ceil) X(clamp) X(clz) X(copysign) X(cos) X(cosh) X(cospi)     \
+  X(cross) X(ctz) X(distance) X(distance_squared) X(divide) X(dot) X(exp) X(exp10) X(exp2)           \
+  X(extract_bits) X(fabs) X(faceforward) X(fdim) X(floor) X(fma) X(fmax) X(fmax3) X(fmedian3)        \
+  X(fmin) X(fmin3) X(fmod) X(fract) X(frexp) X(hadd) X(ilogb) X(insert_bits) X(isfinite) X(isinf)    \
+  X(isnan) X(isnormal) X(isordered) X(isunordered) X(ldexp) X(length) X(length_squared) X(log)       \
+  X(log10) X(log2) X(mad24) X(madhi) X(madsat) X(max) X(max3) X(median3) X(min) X(min3) X(mix)       \
+  X(modf) X(mul24) X(mulhi) X(nextafter) X(normalize) X(popcount) X(pow) X(powr) X(reflect)          \
+  X(refract) X(reverse_bits) X(rhadd) X(rint) X(rotate) X(round) X(rsqrt) X(saturate) X(select)      \
+  X(sign) X(signbit) X(sin) X(sincos) X(sinh) X(sinpi) X(smoothstep) X(sqrt) X(step) X(subsat)       \
+  X(tan) X(tanh) X(tanpi) X(trunc) X(vsel)
+#define __MB_USING(n) using __math::n;
 using namespace __math;
+__MB_MATH_NAMES(__MB_USING)
 namespace fast {
 using namespace metal::__math;
+__MB_MATH_NAMES(__MB_USING)
 }
 namespace precise {
 using namespace metal::__math;
+__MB_MATH_NAMES(__MB_USING)
 }
-} // namespace metal
+#undef __MB_USING
+__MB_METAL_END

@@ -96,9 +96,29 @@ __MB_VEC(bfloat, bfloat)
 __MB_VEC(signed char, bool)
 #undef __MB_VEC
 
-namespace metal {
+// Where the shim's `metal` lives. The kernel is compiled inside namespace
+// __mbu; with __MB_METAL_IN_MBU the shim's metal is __mbu::metal (::metal an
+// alias of it), so a kernel that opens `namespace metal { ... }` to add
+// overloads (as MLX's bf16_math.h does) extends the shim's namespace, as on
+// Metal, instead of hiding it. It needs the compile step's check "exactly one
+// namespace __mbu" to count only the kernel's own file; until then ::metal.
+#ifdef __MB_METAL_IN_MBU
+#define __MB_METAL_BEGIN                                                                             \
+  namespace __mbu {                                                                                  \
+  namespace metal {
+#define __MB_METAL_END                                                                               \
+  }                                                                                                  \
+  }
+#else
+#define __MB_METAL_BEGIN namespace metal {
+#define __MB_METAL_END }
+#endif
+__MB_METAL_BEGIN
 template <class T, int N> using vec = T __attribute__((ext_vector_type(N)));
-} // namespace metal
+__MB_METAL_END
+#ifdef __MB_METAL_IN_MBU
+namespace metal = ::__mbu::metal;
+#endif
 
 // ---- internal traits -------------------------------------------------------
 namespace __mb {
@@ -201,7 +221,7 @@ template <class T, class U> __attribute__((always_inline)) constexpr T vcast(U &
 } // namespace __mb
 
 // ---- metal type traits (the commonly used part of metal_type_traits) ------
-namespace metal {
+__MB_METAL_BEGIN
 template <bool B, class T = void> struct enable_if {};
 template <class T> struct enable_if<true, T> { using type = T; };
 template <bool B, class T = void> using enable_if_t = typename enable_if<B, T>::type;
@@ -246,10 +266,10 @@ template <class T, size_t N> struct array {
   T &operator[](size_t i) { return __elems[i]; }
   constexpr const T &operator[](size_t i) const { return __elems[i]; }
 };
-} // namespace metal
+__MB_METAL_END
 
 // ---- limits and constants ----------------------------------------------
-namespace metal {
+__MB_METAL_BEGIN
 template <class T> struct numeric_limits {
   static constexpr bool is_specialized = false;
 };
@@ -302,7 +322,7 @@ __MB_LIMITS_FP(half, half(0x1p-14f), half(-65504.0f), half(65504.0f), half(0x1p-
 __MB_LIMITS_FP(bfloat, bfloat(0x1p-126f), bfloat(-0x1.fep127f), bfloat(0x1.fep127f),
                bfloat(0x1p-7f), 8)
 #undef __MB_LIMITS_FP
-} // namespace metal
+__MB_METAL_END
 
 #define MAXFLOAT 0x1.fffffep127f
 #define HUGE_VALF __builtin_huge_valf()
@@ -363,9 +383,9 @@ __MB_LIMITS_FP(bfloat, bfloat(0x1p-126f), bfloat(-0x1.fep127f), bfloat(0x1.fep12
 #define M_SQRT1_2_H ((half)M_SQRT1_2_F)
 
 // as_type<T>(x): reinterpret the bits (same size required, as in MSL).
-namespace metal {
+__MB_METAL_BEGIN
 template <class T, class U> __attribute__((always_inline)) inline T as_type(U x) {
   static_assert(sizeof(T) == sizeof(U), "as_type<T>(x) needs sizeof(T) == sizeof(x)");
   return __builtin_bit_cast(T, x);
 }
-} // namespace metal
+__MB_METAL_END

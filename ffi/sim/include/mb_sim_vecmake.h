@@ -46,9 +46,9 @@ template <class V, class... A> __attribute__((always_inline)) inline V __mb_vmak
 template <class V, class... A> __attribute__((always_inline)) inline V __mb_vmake(A... a) {
   return __mb_vmake_<V>(__mb::unpack(a)...);
 }
-namespace metal {
+__MB_METAL_BEGIN
 using ::__mb_vmake;
-} // namespace metal
+__MB_METAL_END
 
 #define char2(...) __mb_vmake<char2>(__VA_ARGS__)
 #define char3(...) __mb_vmake<char3>(__VA_ARGS__)
