@@ -14,6 +14,7 @@ import {
   openSim,
   random,
   runKernel,
+  runOnce,
   toBfloat,
   toHalf,
   u32,
@@ -131,4 +132,41 @@ kernel void quantize(device const float* x [[buffer(0)]],
       sat(toBfloat(v), ...U32) | 0, // stored in an int: the uint's bits
     ], `x = ${xs[k]}`);
   }
+});
+
+// A missing barrier that only some SIMD-group orders expose: SIMD group 0
+// reads what SIMD group 3 wrote, so the result is right when group 3 ran
+// first in that stretch and threadgroup memory's poison (NaN) otherwise.
+// The same threadgroup, run again and again, must see both.
+Deno.test("sim: repeated runs try different SIMD-group orders, so an order-dependent race shows", async () => {
+  using sim = await openSim();
+  const src = msl(`
+kernel void shift_rows(device const float* in [[buffer(0)]],
+                       device float* out [[buffer(1)]],
+                       uint lid [[thread_position_in_threadgroup]],
+                       uint lane [[thread_index_in_simdgroup]]) {
+  threadgroup float tile[128];
+  // a collective: the threads run as SIMD groups (fibers), as on the GPU
+  float v = in[lid] + simd_shuffle(in[lid], lane) * 0.0f;
+  tile[lid] = v;
+  // missing: threadgroup_barrier(mem_flags::mem_threadgroup);
+  if (lid < 32) out[lid] = tile[lid + 96];
+}`);
+  using p = await sim.compile(src, "shift_rows", { source_name: "shift_rows.metal" });
+  const input = Float32Array.from({ length: 128 }, (_, i) => i + 1);
+  const expected = Array.from({ length: 32 }, (_, i) => i + 97);
+  let right = 0, wrong = 0;
+  for (let trial = 0; trial < 16; trial++) {
+    const out = await runOnce(sim, p, [
+      { index: 0, data: input },
+      { index: 1, length: 32 * 4 },
+    ], { grid: [128, 1, 1], group: [128, 1, 1] });
+    const got = Array.from(f32(out.get(1)));
+    if (got.every((v, i) => v === expected[i])) right++;
+    else {
+      assert(got.every(Number.isNaN), `a wrong run reads the poison: ${got}`);
+      wrong++;
+    }
+  }
+  assert(right > 0 && wrong > 0, `16 runs: ${right} right, ${wrong} wrong; expected both`);
 });

@@ -580,6 +580,10 @@ struct RunTask {
   std::string err{};
 };
 
+// Dispatches run so far: each gets its own SIMD-group order (scheduler.h),
+// so repeated trials of a kernel try several interleavings.
+unsigned long long g_dispatches = 0;
+
 void run_steps(void *arg) {
   RunTask &t = *static_cast<RunTask *>(arg);
   // A start time before busy (the bridge must never see busy with an old
@@ -592,6 +596,7 @@ void run_steps(void *arg) {
       g_control->start_ns.store(now_ns());
       g_control->step.store(static_cast<uint32_t>(i));
       g_running = s.pipeline;
+      s.job.order_seed = g_dispatches++;
       t.ok = g_exec->run(s.job, &t.err) && check_slack(s, &t.err);
       g_running = nullptr;
     }

@@ -265,7 +265,8 @@ void Worker::wait(Park why, mb_simd_slot *slot, const char *file, unsigned line,
 // The SIMD groups' order for a phase (the stretch between two barriers).
 void Worker::shuffle_order(unsigned phase) {
   for (unsigned k = 0; k < n_sg_; ++k) sg_prio_[k] = k;
-  unsigned long long x = (linear_ + 1) * 0x9E3779B97F4A7C15ull ^ (phase + 1) * 0xBF58476D1CE4E5B9ull;
+  unsigned long long x = (linear_ + 1) * 0x9E3779B97F4A7C15ull ^ (phase + 1) * 0xBF58476D1CE4E5B9ull ^
+                         (job_->order_seed + 1) * 0xD6E8FEB86659FD93ull;
   for (unsigned k = n_sg_; k > 1; --k) {
     x ^= x >> 31;
     x *= 0x94D049BB133111EBull;

@@ -8,7 +8,9 @@
 // (through its collectives) before the next one starts, and in a different
 // order between each pair of barriers: a missing barrier shows as a wrong
 // result instead of hiding behind a lockstep schedule. The order is a
-// shuffle seeded by the group and phase, so a failure repeats run to run.
+// shuffle seeded by the group, the phase and the job's order_seed (the
+// runner counts its dispatches): repeated runs try different orders, and a
+// runner given the same sequence of dispatches repeats them.
 #pragma once
 
 #include "mb_sim_abi.h"
@@ -38,6 +40,7 @@ struct DispatchJob {
   bool partial_edges = false; // dispatchThreads: edge groups hold only the grid's threads
   unsigned tg_arg_offset[MB_SIM_MAX_BINDINGS]{}; // [[threadgroup(n)]] offsets in the arena
   unsigned arena_bytes = 0;                      // static vars + [[threadgroup(n)]] allocations
+  unsigned long long order_seed = 0;             // varies the SIMD groups' order run to run
 };
 
 // What the fault handler reports about the simulated thread that was running
