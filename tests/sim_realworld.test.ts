@@ -69,6 +69,25 @@ Deno.test("sim: a kernel's own macros (H, T, N, K, d, t, buffers) do not reach o
   assertEquals(Array.from(f32(out.get(1))), expected);
 });
 
+Deno.test("sim: macros from a header the kernel includes do not reach our generated code either", async () => {
+  using sim = await openSim();
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/tiles.h`, "#pragma once\n#define T 4\n#  define d 2\n");
+    const src = msl(`#include "tiles.h"
+kernel void tiles(device float* out [[buffer(0)]], uint i [[thread_position_in_grid]]) {
+  out[i] = float(i * T + d);
+}`);
+    const out = await runKernel(sim, src, "tiles", [{ index: 0, length: 16 }], {
+      grid: [4, 1, 1],
+      group: [4, 1, 1],
+    }, { include_dir: dir });
+    assertEquals(Array.from(f32(out.get(0))), [2, 6, 10, 14]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("sim: with a kernel's one-letter macros, an error points at the kernel's line, not our cache", async () => {
   using sim = await openSim();
   const src = msl(`#define H 4
