@@ -1,4 +1,5 @@
 /** Test helper: run the CLI (from source) as a user would, capturing its output. */
+import { parseBenchStream } from "../src/api/events.ts";
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const CONFIG = new URL("../deno.json", import.meta.url).pathname;
 
@@ -15,4 +16,22 @@ export async function metalbench(
   }).output();
   const dec = new TextDecoder();
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+/**
+ * `metalbench --all` over `workspace` on the simulator, no session, JSON
+ * events; `args` adds options. The run, and its records by kernel.
+ */
+export async function runAllOnSim(workspace: string, args: string[] = []) {
+  const out = await metalbench([
+    "--all",
+    "--workspace",
+    workspace,
+    "--backend",
+    "sim",
+    "--no-session",
+    "--json",
+    ...args,
+  ]);
+  return { ...out, runs: new Map(parseBenchStream(out.stdout).records.map((r) => [r.kernel, r])) };
 }

@@ -6,8 +6,7 @@
  * kernels must pass in the same run, so a failure is the change's doing.
  */
 import assert from "node:assert/strict";
-import { parseBenchStream } from "../src/api/events.ts";
-import { metalbench } from "./_cli.ts";
+import { runAllOnSim } from "./_cli.ts";
 import { makeWorkspace } from "./_workspace.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
@@ -69,22 +68,8 @@ Deno.test("pool group: a changed kernel is caught, the unchanged ones pass", asy
   }
   files["registry/common.json"] = JSON.stringify({ set: "common", problems });
   const ws = await makeWorkspace(files);
-  const r = await metalbench([
-    "--all",
-    "--workspace",
-    ws,
-    "--backend",
-    "sim",
-    "--no-session",
-    "--json",
-    "--iters",
-    "1",
-    "--warmup",
-    "0",
-    "--trials",
-    "1",
-  ]);
-  const runs = new Map(parseBenchStream(r.stdout).records.map((x) => [x.kernel, x]));
+  const r = await runAllOnSim(ws, ["--iters", "1", "--warmup", "0", "--trials", "1"]);
+  const runs = r.runs;
   for (const [name, bug] of Object.entries(BUGS)) {
     const good = runs.get(bug.problem)?.correctness;
     assert.equal(good?.status, "correct", `${bug.problem}: ${good?.detail}\n${r.stderr}`);
@@ -124,22 +109,8 @@ Deno.test("pool group: the fused conv kernels are correct at sizes their entries
   }
   files["registry/common.json"] = JSON.stringify({ set: "common", problems });
   const ws = await makeWorkspace(files);
-  const r = await metalbench([
-    "--all",
-    "--workspace",
-    ws,
-    "--backend",
-    "sim",
-    "--no-session",
-    "--json",
-    "--iters",
-    "1",
-    "--warmup",
-    "0",
-    "--trials",
-    "1",
-  ]);
-  const runs = new Map(parseBenchStream(r.stdout).records.map((x) => [x.kernel, x]));
+  const r = await runAllOnSim(ws, ["--iters", "1", "--warmup", "0", "--trials", "1"]);
+  const runs = r.runs;
   for (const name of Object.keys(ODD_SIZES)) {
     const c = runs.get(name)?.correctness;
     assert.equal(c?.status, "correct", `${name}: ${c?.detail}\n${r.stderr}`);

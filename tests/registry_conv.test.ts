@@ -10,8 +10,7 @@ import assert from "node:assert/strict";
 import { RegistryEntry } from "../src/registry/schema.ts";
 import { sizeProblem } from "../src/registry/problem.ts";
 import { expand } from "../src/registry/templates.ts";
-import { parseBenchStream } from "../src/api/events.ts";
-import { metalbench } from "./_cli.ts";
+import { runAllOnSim } from "./_cli.ts";
 import { makeWorkspace } from "./_workspace.ts";
 
 const conv = (fields: Record<string, unknown>) =>
@@ -280,16 +279,9 @@ Deno.test("conv kernels: correct on stride, padding, dilation and odd channel co
   files["registry/common.json"] = JSON.stringify({ set: "common", problems });
   const ws = await makeWorkspace(files);
   try {
-    const out = await metalbench([
-      "--all",
-      "--workspace",
-      ws,
-      "--backend",
-      "sim",
+    const out = await runAllOnSim(ws, [
       "--size",
       "test",
-      "--no-session",
-      "--json",
       "--iters",
       "1",
       "--warmup",
@@ -299,7 +291,7 @@ Deno.test("conv kernels: correct on stride, padding, dilation and odd channel co
       "--batch",
       "1",
     ]);
-    const runs = new Map(parseBenchStream(out.stdout).records.map((r) => [r.kernel, r]));
+    const runs = out.runs;
     const failed: string[] = [];
     for (const name of Object.keys(CASES)) {
       const r = runs.get(name);
