@@ -32,8 +32,13 @@ export function dtypeBytes(dtype: Dtype): number {
 
 const NORMAL: Distribution = { kind: "normal", mean: 0, std: 1 };
 
-/** The fields every entry carries over unchanged into the full form. */
-function commonFields(e: ElementwiseEntry | RowwiseEntry | MatmulEntry) {
+/** The fields every template entry carries over unchanged into the full form. */
+export function commonFields(
+  e: Pick<
+    ElementwiseEntry,
+    "description" | "notes" | "tolerance" | "fastMath" | "edgeTrials" | "init" | "derived" | "sizes"
+  >,
+) {
   const { description, notes, tolerance, fastMath, edgeTrials, init, derived, sizes } = e;
   return {
     template: "custom" as const,

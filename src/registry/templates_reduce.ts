@@ -10,7 +10,7 @@
  */
 import { z } from "zod";
 import type * as S from "./schema.ts";
-import { dtypeBytes } from "./templates.ts";
+import { commonFields, dtypeBytes } from "./templates.ts";
 
 /** What schema.ts hands over: its building blocks. */
 export interface SchemaParts<C extends z.ZodRawShape> {
@@ -92,21 +92,6 @@ type DimT = typeof S.Dim._output;
 type Resolved = S.Tensor;
 
 const product = (dims: DimT[]): string => dims.map((d) => `(${d})`).join("*");
-
-function commonFields(e: S.ScanEntry | S.RowReduceEntry | S.ReduceEntry) {
-  const { description, notes, tolerance, fastMath, edgeTrials, init, derived, sizes } = e;
-  return {
-    template: "custom" as const,
-    description,
-    notes,
-    tolerance,
-    fastMath,
-    edgeTrials,
-    init,
-    derived,
-    sizes,
-  };
-}
 
 function resolveInputs(
   e: S.ScanEntry | S.RowReduceEntry | S.ReduceEntry,
