@@ -989,6 +989,12 @@ static uint16_t mb_bfloat_bits(float f) {
 
 /* One component of a constant: its bytes at `out`, or a reason it is not a
  * value of its kind. Out-of-range values are refused, never truncated. */
+/* The low `bytes` bytes of v, an in-range integer already checked: on the
+ * little-endian arm64 Macs this bridge builds for, that is v as an int or
+ * uint of that width (two's complement for the signed ones). */
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "mb_store_low_bytes assumes little-endian");
+static void mb_store_low_bytes(uint64_t v, size_t bytes, void *out) { memcpy(out, &v, bytes); }
+
 static NSString *mb_constant_component(const mb_constant_kind *k, NSString *text, uint8_t *out) {
   const char *c = text.UTF8String;
   if (!c || !c[0]) return @"an empty value";
@@ -1009,15 +1015,7 @@ static NSString *mb_constant_component(const mb_constant_kind *k, NSString *text
       if (errno == ERANGE || v < lo || v > hi)
         return [NSString stringWithFormat:@"%@ is out of range for %s (%lld..%lld)", text,
                                           k->name, lo, hi];
-      int8_t v8 = (int8_t)v;
-      int16_t v16 = (int16_t)v;
-      int32_t v32 = (int32_t)v;
-      int64_t v64 = (int64_t)v;
-      const void *src = k->bytes == 1 ? (const void *)&v8
-                        : k->bytes == 2 ? (const void *)&v16
-                        : k->bytes == 4 ? (const void *)&v32
-                                        : (const void *)&v64;
-      memcpy(out, src, k->bytes);
+      mb_store_low_bytes((uint64_t)v, k->bytes, out);
       return nil;
     }
     case 'u': {
@@ -1030,15 +1028,7 @@ static NSString *mb_constant_component(const mb_constant_kind *k, NSString *text
       if (negative || errno == ERANGE || v > hi)
         return [NSString stringWithFormat:@"%@ is out of range for %s (0..%llu)", text, k->name,
                                           hi];
-      uint8_t v8 = (uint8_t)v;
-      uint16_t v16 = (uint16_t)v;
-      uint32_t v32 = (uint32_t)v;
-      uint64_t v64 = (uint64_t)v;
-      const void *src = k->bytes == 1 ? (const void *)&v8
-                        : k->bytes == 2 ? (const void *)&v16
-                        : k->bytes == 4 ? (const void *)&v32
-                                        : (const void *)&v64;
-      memcpy(out, src, k->bytes);
+      mb_store_low_bytes((uint64_t)v, k->bytes, out);
       return nil;
     }
     default: { /* f, h, B */
