@@ -987,13 +987,14 @@ static uint16_t mb_bfloat_bits(float f) {
   return (uint16_t)(u >> 16);
 }
 
-/* One component of a constant: its bytes at `out`, or a reason it is not a
- * value of its kind. Out-of-range values are refused, never truncated. */
 /* The low `bytes` bytes of v, an in-range integer already checked: on the
  * little-endian arm64 Macs this bridge builds for, that is v as an int or
  * uint of that width (two's complement for the signed ones). */
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "mb_store_low_bytes assumes little-endian");
 static void mb_store_low_bytes(uint64_t v, size_t bytes, void *out) { memcpy(out, &v, bytes); }
+
+/* One component of a constant: its bytes at `out`, or a reason it is not a
+ * value of its kind. Out-of-range values are refused, never truncated. */
 
 static NSString *mb_constant_component(const mb_constant_kind *k, NSString *text, uint8_t *out) {
   const char *c = text.UTF8String;
