@@ -995,7 +995,6 @@ static void mb_store_low_bytes(uint64_t v, size_t bytes, void *out) { memcpy(out
 
 /* One component of a constant: its bytes at `out`, or a reason it is not a
  * value of its kind. Out-of-range values are refused, never truncated. */
-
 static NSString *mb_constant_component(const mb_constant_kind *k, NSString *text, uint8_t *out) {
   const char *c = text.UTF8String;
   if (!c || !c[0]) return @"an empty value";
