@@ -59,7 +59,7 @@ const ahead = (a: number, ia: number, b: number, ib: number) =>
     ? Number.isNaN(a)
     : (!Number.isNaN(a) && a !== b ? a > b : ia < ib);
 
-function softmax(
+export function softmax(
   { x }: Record<string, Float32Array>,
   { R, C }: Record<string, number>,
   order: Order,
@@ -75,7 +75,7 @@ function softmax(
   return y;
 }
 
-function layerNorm(
+export function layerNorm(
   { x, weight, bias }: Record<string, Float32Array>,
   { R, C }: Record<string, number>,
   eps: number,

@@ -27,7 +27,7 @@ import { Comparison as StoredComparison } from "../src/store/schema.ts";
 import { metalbench } from "./_cli.ts";
 import { makeWorkspace } from "./_workspace.ts";
 import { parseBenchStream } from "../src/api/events.ts";
-import { FLOAT32_REDUCE } from "./_float32_reduce.ts";
+import { FLOAT32_REDUCE, layerNorm, softmax } from "./_float32_reduce.ts";
 import { FLOAT32_ELEMENTWISE } from "./_float32_elementwise.ts";
 import { FLOAT32_GEMM } from "./_float32_gemm.ts";
 import { FLOAT32_POOL } from "./_float32_pool.ts";
@@ -354,31 +354,8 @@ const FLOAT32: Record<string, Impl> = {
   ...FLOAT32_POOL,
   relu: ({ x }) => x.map((v) => (v < 0 ? 0 : v)),
   gelu: ({ x }) => x.map((v) => f(f(v * f(1 + f(erf(f(v / Math.SQRT2))))) / 2)),
-  softmax: ({ x }, { sizes: { R, C } }, order) => {
-    const y = new Float32Array(R * C);
-    for (let i = 0; i < R; i++) {
-      const row = x.subarray(i * C, (i + 1) * C);
-      const m = row.reduce((a, b) => Math.max(a, b), -Infinity);
-      const e = row.map((v) => f(Math.exp(f(v - m))));
-      const s = sum(C, (j) => e[j], order);
-      for (let j = 0; j < C; j++) y[i * C + j] = f(e[j] / s);
-    }
-    return y;
-  },
-  layer_norm: ({ x, weight, bias }, { sizes: { R, C }, init }, order) => {
-    const eps = init.eps as number;
-    const y = new Float32Array(R * C);
-    for (let i = 0; i < R; i++) {
-      const row = x.subarray(i * C, (i + 1) * C);
-      const mean = f(sum(C, (j) => row[j], order) / C);
-      const v = f(sum(C, (j) => f(f(row[j] - mean) ** 2), order) / C);
-      const inv = f(1 / f(Math.sqrt(f(v + eps))));
-      for (let j = 0; j < C; j++) {
-        y[i * C + j] = f(f(f(row[j] - mean) * inv) * weight[j]) + bias[j];
-      }
-    }
-    return y;
-  },
+  softmax: (x, p, order) => softmax(x, p.sizes, order),
+  layer_norm: (x, p, order) => layerNorm(x, p.sizes, p.init.eps as number, order),
   cumsum: ({ x }, { sizes: { R, C } }, order) => {
     const y = new Float32Array(R * C);
     for (let i = 0; i < R; i++) {
