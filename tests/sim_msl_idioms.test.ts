@@ -165,7 +165,9 @@ static_assert(!metal::is_convertible_v<device float*, int>, "a pointer is no int
 static_assert(metal::_disjunction<metal::false_type, metal::bool_constant<true>>::value, "");
 static_assert(!metal::conjunction_v<metal::true_type, metal::false_type>, "");
 static_assert(metal::is_same_v<metal::remove_addrspace_t<device float>, float>, "");
-static_assert(metal::is_same_v<metal::remove_cvref_t<const thread int&>, int>, "");
+static_assert(metal::is_same_v<metal::remove_addrspace_t<metal::remove_cvref_t<const thread int&>>, int>, "");
+static_assert(!metal::is_same_v<device float, float>, "the address space is part of the type");
+static_assert(!metal::is_same_v<device float*, threadgroup float*>, "");
 static_assert(metal::is_pointer_v<device int*> && !metal::is_pointer_v<int>, "");
 static_assert(metal::is_empty_v<metal::true_type>, "");
 

@@ -122,7 +122,7 @@ kernel void one(device const float* x [[buffer(0)]], device float* y [[buffer(1)
     assertEquals(e.status, "execution");
     assert(
       new RegExp(
-        `^kernel '${fn}' made a misaligned load of '(const )?float4'.* at 0x[0-9a-f]+: it needs 16-byte alignment \\(byte offset 4 of buffer\\(0\\) 'x', 64 bytes long\\), at ${fn}\\.metal:\\d+:\\d+ in thread \\(0,0,0\\)`,
+        `^kernel '${fn}' made a misaligned load of '(const )?(device )?float4'.* at 0x[0-9a-f]+: it needs 16-byte alignment \\(byte offset 4 of buffer\\(0\\) 'x', 64 bytes long\\), at ${fn}\\.metal:\\d+:\\d+ in thread \\(0,0,0\\)`,
       ).test(e.message),
       e.message,
     );

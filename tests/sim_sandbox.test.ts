@@ -73,7 +73,7 @@ kernel void k(device int* r [[buffer(0)]]) { r[0] = 1; }`;
 Deno.test("sim sandbox: code that would run when loaded (constructors) is refused", async () => {
   using sim = await openSim();
   const src = msl(`
-extern "C" int unlink(const char*);
+extern "C" int unlink(const constant char*);  // string literals are in the constant address space
 __attribute__((constructor)) static void early() { unlink("/tmp/mb-sim-never"); }
 kernel void k(device int* r [[buffer(0)]]) { r[0] = 1; }`);
   const e = await failure(sim.compile(src, "k", { source_name: "k.metal" }));
@@ -88,13 +88,13 @@ kernel void k(device int* r [[buffer(0)]]) { r[0] = 1; }`);
 // Declarations a kernel can write itself: the C library is in the process.
 const ESCAPES = msl(`
 extern "C" {
-int open(const char*, int, ...);
-void* fopen(const char*, const char*);
+int open(const constant char*, int, ...);  // string literals are in the constant address space
+void* fopen(const constant char*, const constant char*);
 int socket(int, int, int);
 int connect(int, const void*, unsigned);
 int fork(void);
-int execve(const char*, char* const*, char* const*);
-int system(const char*);
+int execve(const constant char*, char* const*, char* const*);
+int system(const constant char*);
 int kill(int, int);
 long syscall(long, ...);
 }
@@ -109,7 +109,8 @@ kernel void try_socket(device int* r [[buffer(0)]]) {
 }
 kernel void try_fork(device int* r [[buffer(0)]]) { r[0] = fork(); }
 kernel void try_exec(device int* r [[buffer(0)]]) {
-  char* argv[] = {(char*)"/bin/true", nullptr};
+  char arg0[] = "/bin/true";
+  char* argv[] = {arg0, nullptr};
   r[0] = execve("/bin/true", argv, nullptr);
 }
 kernel void try_system(device int* r [[buffer(0)]]) {

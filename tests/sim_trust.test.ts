@@ -326,16 +326,16 @@ Deno.test("sim trust: a fake fault report only names itself, escaped on one line
 
 const SECRETS = msl(`
 extern "C" {
-char* getenv(const char*);
+char* getenv(const constant char*);  // string literals are in the constant address space
 long write(int, const void*, unsigned long);
 int open(const char*, int, ...);
 long read(int, void*, unsigned long);
-int snprintf(char*, unsigned long, const char*, ...);
+int snprintf(char*, unsigned long, const constant char*, ...);
 }
 kernel void env_copy(device char* out [[buffer(0)]], device uint* count [[buffer(2)]]) {
-  const char* NAMES[] = {"MB_TRUST_SECRET", "HOME", "PATH", "USER", "LANG"};
+  const constant char* NAMES[] = {"MB_TRUST_SECRET", "HOME", "PATH", "USER", "LANG"};
   unsigned k = 0;
-  for (const char* name : NAMES)
+  for (const constant char* name : NAMES)
     if (const char* v = getenv(name)) {
       ++count[0];
       for (; *v && k < 4000; ++v) out[k++] = *v;
@@ -343,7 +343,8 @@ kernel void env_copy(device char* out [[buffer(0)]], device uint* count [[buffer
 }
 kernel void env_print(device uint* r [[buffer(0)]]) {
   const char* v = getenv("MB_TRUST_SECRET");
-  const char* say = v ? v : "no secret here";
+  char fallback[] = "no secret here";
+  const char* say = v ? v : fallback;
   unsigned long n = 0;
   while (say[n]) ++n;
   write(2, say, n);
@@ -391,7 +392,7 @@ Deno.test("sim trust: what a kernel prints never reaches the harness's terminal"
 extern "C" {
 long write(int, const void*, unsigned long);
 int puts(const char*);
-int dprintf(int, const char*, ...);
+int dprintf(int, const constant char*, ...);
 }
 kernel void speak(device int* r [[buffer(0)]]) {
   const char m[] = "${mark}\\x1b[7m\\n";

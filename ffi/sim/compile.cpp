@@ -33,7 +33,7 @@ namespace mbsim {
 namespace {
 
 // Bumped whenever the generated code or the flags change meaning.
-constexpr const char *kCacheVersion = "mbsim-cache-3";
+constexpr const char *kCacheVersion = "mbsim-cache-4";
 
 const char *const kFixCompiler =
     "install clang-19: sudo apt-get install clang-19 libclang-rt-19-dev "
@@ -122,7 +122,13 @@ std::vector<std::string> common_flags(const Compiler &c, const CompileRequest &r
   int major = 3, minor = 1;
   std::sscanf(req.language_version.c_str(), "%d.%d", &major, &minor);
   std::vector<std::string> f = {
-      c.cxx, "-std=c++17", "-nostdinc", "-nostdinc++", "-isystem", c.shim_dir,
+      // C++ for OpenCL (C++17 with address spaces as type qualifiers, as in
+      // MSL: overloads on device/threadgroup/constant/thread, no silent
+      // conversion between spaces); OpenCL's own headers stay out
+      c.cxx, "-cl-std=clc++2021", "-cl-no-stdinc", "-Xclang",
+      "-cl-ext=+__cl_clang_function_pointers,+cl_khr_fp16,+__cl_clang_variadic_functions,"
+      "+__cl_clang_bitfields",
+      "-nostdinc", "-isystem", c.shim_dir,
       // by path: no header of the kernel's folder can stand in for it
       "-include", c.shim_dir + "/metal_stdlib",
       "-fno-exceptions", "-fno-rtti", "-fno-threadsafe-statics", "-fno-strict-aliasing",
@@ -161,7 +167,7 @@ std::vector<std::string> common_flags(const Compiler &c, const CompileRequest &r
 // The user's code goes into namespace __mbu (one line of ours, then a
 // #line so that messages keep the user's lines).
 std::string wrap_source(const std::string &text, const std::string &name) {
-  return "namespace __mbu {\n#line 1 \"" + name + "\"\n" + text + "\n}\n";
+  return "namespace __mbu { __MB_KERNEL_PRELUDE\n#line 1 \"" + name + "\"\n" + text + "\n}\n";
 }
 constexpr unsigned kWrapLines = 2;
 
@@ -699,7 +705,7 @@ CompileResult compile_kernel(const Compiler &c, const CompileRequest &req) {
   // boolN) fails here yet dumps its AST with the parts in question intact:
   // the edits then make it C++, which pass 1b checks.
   std::vector<std::string> argv = common_flags(c, req, pre.defines);
-  argv.insert(argv.end(), {"-x", "c++", "-fsyntax-only", "-ferror-limit=0", "-Xclang",
+  argv.insert(argv.end(), {"-x", "clcpp", "-fsyntax-only", "-ferror-limit=0", "-Xclang",
                            "-ast-dump=json", "-Xclang", "-ast-dump-filter=__mbu", name});
   ProcessResult r = run_clang(argv, "ast.json", "ast.err");
   res.compiler_runs++;
@@ -720,6 +726,10 @@ CompileResult compile_kernel(const Compiler &c, const CompileRequest &req) {
   read_file(tmp + "/ast.json", &json);
   // wrap_source ends with "}\n": the namespace's closing brace.
   AstResult a = analyze_kernel_ast(json, files, source.size() - 2, fn, &ast, &err);
+  // The analysis speaks first: where it refuses a declaration (a threadgroup
+  // variable outside the kernel, say), clang's message about the same line
+  // would only say that C++ for OpenCL has no such thing.
+  if (a == AstResult::Error) return fail(MB_E_COMPILE, "kernel '" + fn + "': " + err, tmp);
   if (r.exit_code != 0 && (a != AstResult::Ok || ast.edits.empty()))
     return did_not_compile(pass1_errors);
   if (a == AstResult::NotFound) {
@@ -739,7 +749,7 @@ CompileResult compile_kernel(const Compiler &c, const CompileRequest &req) {
   if (r.exit_code != 0) {
     // Pass 1b: the edited source must compile now.
     argv = common_flags(c, req, pre.defines);
-    argv.insert(argv.end(), {"-x", "c++", "-fsyntax-only", name});
+    argv.insert(argv.end(), {"-x", "clcpp", "-fsyntax-only", name});
     r = run_clang(argv, "check.out", "check.err");
     res.compiler_runs++;
     if (!r.started) return fail(MB_E_UNAVAILABLE, r.error, tmp);
@@ -759,7 +769,7 @@ CompileResult compile_kernel(const Compiler &c, const CompileRequest &req) {
                "-Wl,--no-undefined", "-Wl,-z,noexecstack",
                // what the loader relocates becomes read-only: writable memory
                // is then only .data/.bss, which elf_check.h checks
-               "-Wl,-z,relro", "-Wl,-z,now", "-o", "kernel.so", "__mb_entry.cpp",
+               "-Wl,-z,relro", "-Wl,-z,now", "-o", "kernel.so", "-x", "clcpp", "__mb_entry.cpp",
                "-lm"});
   if (c.compiler_rt) argv.push_back("-rtlib=compiler-rt");
   r = run_clang(argv, "build.out", "build.err");

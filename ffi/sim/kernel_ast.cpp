@@ -165,7 +165,8 @@ bool const_type(std::string t) {
       word += c;
       continue;
     }
-    if (word == "const" && angle == 0) return true;
+    // __constant: MSL's `constant` address space is read-only
+    if ((word == "const" || word == "__constant") && angle == 0) return true;
     word.clear();
   }
   return false;
@@ -277,7 +278,11 @@ public:
                             ": the simulator shares threadgroup variables declared in the "
                             "kernel itself; declare it there and pass a pointer");
     } else if (kind == "DeclStmt" && fn == target_) {
-      if (!threadgroup_decls(n, depth)) return false;
+      Range r;
+      if (resolve(n, &r)) first_time(r, 'g');
+      if (!threadgroup_decls(n, depth, true)) return false;
+    } else if (kind == "DeclStmt" && fn_kernel) {
+      other_kernels_.push_back({&n, depth});
     } else if (kind == "BinaryOperator" || kind == "UnaryOperator") {
       std::string op = n.str("opcode");
       bool logical = op == "<" || op == ">" || op == "<=" || op == ">=" || op == "==" ||
@@ -609,11 +614,11 @@ private:
   }
   // Template instantiations repeat their pattern's code: one rewrite per
   // piece of source.
-  bool first_time(const Range &r, char what) {
-    return done_.insert(std::to_string(r.file) + ":" + std::to_string(r.begin) + ":" +
-                        std::to_string(r.end) + what)
-        .second;
+  static std::string range_key(const Range &r, char what) {
+    return std::to_string(r.file) + ":" + std::to_string(r.begin) + ":" + std::to_string(r.end) +
+           what;
   }
+  bool first_time(const Range &r, char what) { return done_.insert(range_key(r, what)).second; }
   void wrap(const Json &n, int depth, const char *open, const char *close) {
     Range r;
     if (!resolve(n, &r) || !first_time(r, 'w')) return;
@@ -661,7 +666,11 @@ private:
   //   typedef threadgroup T __mb_tgt0[N], __mb_tgt1;
   //   __mb_tgt0 &a = __mb::tg_var<__mb_tgt0, 0>(); __mb_tgt1 &b = ...;
   // on the same line: the types stay the user's own tokens.
-  bool threadgroup_decls(const Json &stmt, int depth) {
+  //
+  // In the file's other kernels (not run) the variables become references
+  // to nothing, so that the file compiles (C++ for OpenCL allows threadgroup
+  // variables in OpenCL kernels only) without taking threadgroup memory.
+  bool threadgroup_decls(const Json &stmt, int depth, bool target) {
     const Json *inner = stmt.get("inner");
     if (!inner) return true;
     std::vector<const Json *> vars;
@@ -695,12 +704,18 @@ private:
         return fail_at(*v, "threadgroup variable '" + name +
                                "' is declared through a macro; the simulator needs it written "
                                "out");
-      unsigned id = out_->threadgroup_vars++;
-      std::string alias = "__mb_tgt" + std::to_string(id);
+      std::string alias;
+      if (target) {
+        unsigned id = out_->threadgroup_vars++;
+        alias = "__mb_tgt" + std::to_string(id);
+        after += " " + alias + " &" + name + " = ::__mb::tg_var<" + alias + ", " +
+                 std::to_string(id) + ">();";
+      } else {
+        alias = "__mb_tgu" + std::to_string(unused_vars_++);
+        after += " " + alias + " &" + name + " = ::__mb::tg_unused<" + alias + ">();";
+      }
       add(whole.file, static_cast<size_t>(at->num("offset", 0)),
           static_cast<size_t>(at->num("tokLen", 0)), alias, 2, depth);
-      after += " " + alias + " &" + name + " = ::__mb::tg_var<" + alias + ", " +
-               std::to_string(id) + ">();";
     }
     add(whole.file, whole.begin, 0, "typedef ", 1, depth);
     add(whole.file, whole.end, 0, after, 0, depth);
@@ -725,6 +740,17 @@ private:
 public:
   bool bad_template_ = false;
 
+  // After visit(): the other kernels' threadgroup variables, except where
+  // they are the target's own source (instantiations of one template).
+  bool other_kernels_threadgroup_decls() {
+    for (const auto &[stmt, depth] : other_kernels_) {
+      Range r;
+      if (!resolve(*stmt, &r) || done_.count(range_key(r, 'g')) || !first_time(r, 'u')) continue;
+      if (!threadgroup_decls(*stmt, depth, false)) return false;
+    }
+    return true;
+  }
+
 private:
   const std::vector<SourceFile> &files_;
   KernelAst *out_;
@@ -732,6 +758,8 @@ private:
   std::vector<std::vector<Pending>> pending_;
   std::unordered_map<const Json *, int> loc_file_;
   const Json *target_ = nullptr;
+  std::vector<std::pair<const Json *, int>> other_kernels_;
+  unsigned unused_vars_ = 0;
   std::string callable_;
   bool in_template_ = false;
   size_t seq_ = 0;
@@ -835,6 +863,7 @@ AstResult analyze_kernel_ast(const std::string &json, const std::vector<SourceFi
   }
   for (const Json &d : decls)
     if (!an.visit(d, nullptr, false, 0)) return AstResult::Error;
+  if (!an.other_kernels_threadgroup_decls()) return AstResult::Error;
   an.find_mutable_records(decls);
   for (const Json &d : decls)
     if (!an.program_scope(d, Analyzer::Scope::Namespace, false, "")) return AstResult::Error;

@@ -262,6 +262,25 @@ void on_fault(int sig, siginfo_t *si, void *ctx) {
   report_and_exit(t);
 }
 
+// A type as clang names it in C++ for OpenCL, in MSL's words: __global
+// float4 -> device float4 (no allocation: this runs in a fault handler).
+void msl_type(Text &t, const char *type) {
+  static const char *const from[] = {"__global ", "__local ", "__constant ", "__private ",
+                                     "__generic "};
+  static const char *const to[] = {"device ", "threadgroup ", "constant ", "thread ", ""};
+  for (const char *p = type; *p;) {
+    bool mapped = false;
+    for (size_t k = 0; k < sizeof(from) / sizeof(*from) && !mapped; ++k) {
+      size_t n = strlen(from[k]);
+      if (strncmp(p, from[k], n) == 0) t.s(to[k]), p += n, mapped = true;
+    }
+    if (!mapped) {
+      char c[2] = {*p++, 0};
+      t.s(c);
+    }
+  }
+}
+
 // -fsanitize=alignment found a misaligned access in kernel code.
 void report_misaligned(const char *file, unsigned line, unsigned column, const char *type,
                        unsigned alignment, const void *address, unsigned access) {
@@ -271,7 +290,9 @@ void report_misaligned(const char *file, unsigned line, unsigned column, const c
   auto addr = reinterpret_cast<uintptr_t>(address);
   bool known = mbsim::current_fault_info(address, &fi);
   t.s("kernel '").s(known ? fi.kernel : "?").s("' made a misaligned ");
-  t.s(access == MB_ACCESS_STORE ? "store" : "load").s(" of ").s(type).s(" at ").hex(addr);
+  t.s(access == MB_ACCESS_STORE ? "store" : "load").s(" of ");
+  msl_type(t, type);
+  t.s(" at ").hex(addr);
   t.s(": it needs ").u(alignment).s("-byte alignment");
   if (known) describe_address(t, addr, fi);
   t.s(", at ").s(base_name(file)).s(":").u(line).s(":").u(column);

@@ -11,7 +11,7 @@
 #ifndef MB_SIM_ABI_H
 #define MB_SIM_ABI_H
 
-#define MB_SIM_RT_ABI 3
+#define MB_SIM_RT_ABI 4
 #define MB_SIM_MAX_BINDINGS 31 /* [[buffer(0..30)]], [[threadgroup(0..30)]] */
 #define MB_SIM_SIMD_WIDTH 32
 #define MB_SIM_MAX_THREADS 1024
@@ -53,6 +53,18 @@
 extern "C" {
 #endif
 
+/* Kernels compile as C++ for OpenCL (address spaces are part of the type):
+ * string literals (and __builtin_FILE's) live in the constant address
+ * space there, and a function
+ * pointer declared in place as a struct member is refused (a clang quirk),
+ * so members use the function-type typedefs below. The runner sees plain
+ * C++: one flat address space, the same layout. */
+#ifdef __OPENCL_CPP_VERSION__
+typedef __constant char mb_cchar;
+#else
+typedef char mb_cchar;
+#endif
+
 #ifdef __cplusplus
 #define MB_SIM_ALIGN16 alignas(16)
 #else
@@ -63,7 +75,8 @@ typedef struct mb_simd_slot mb_simd_slot;
 
 /* Computes `out` of every lane in `lanes` (NULL for lanes not taking part)
  * from their `in` and `arg`. Supplied by the kernel side (it knows T). */
-typedef void (*mb_simd_combine)(mb_simd_slot *const *lanes, unsigned active_mask);
+typedef void mb_simd_combine_fn(mb_simd_slot *const *lanes, unsigned active_mask);
+typedef mb_simd_combine_fn *mb_simd_combine;
 
 /* One lane's part in a SIMD-group collective; lives on the lane's stack. */
 struct mb_simd_slot {
@@ -71,7 +84,7 @@ struct mb_simd_slot {
   /* The call's place in the source: lanes at different places form
    * different collectives (divergent branches), whatever the optimizer
    * merged. */
-  const char *site_file;
+  const mb_cchar *site_file;
   unsigned site_line, site_column;
   unsigned arg;  /* op argument: delta, lane, xor mask */
   unsigned lane; /* filled in by the runtime */
@@ -83,24 +96,32 @@ struct mb_simd_slot {
 #define MB_ACCESS_LOAD 0
 #define MB_ACCESS_STORE 1
 
+typedef unsigned char *mb_arena_fn(void);
+typedef void mb_barrier_fn(unsigned mem_flags, const mb_cchar *file, unsigned line,
+                           unsigned column);
+typedef void mb_simd_fn(mb_simd_slot *slot);
+typedef void mb_misaligned_fn(const mb_cchar *file, unsigned line, unsigned column,
+                              const char *type, unsigned alignment, const void *address,
+                              unsigned access);
+typedef unsigned mb_thread_index_fn(void);
+
 /* Services the runner offers to kernel code (function table, no linking). */
 typedef struct mb_rt {
   unsigned abi;
   /* Base of the running threadgroup's memory (static vars, then
    * [[threadgroup(n)]] allocations). */
-  unsigned char *(*threadgroup_arena)(void);
+  mb_arena_fn *threadgroup_arena;
   /* threadgroup_barrier: returns when every thread of the group arrived at
    * this barrier (the call site tells barriers apart). */
-  void (*barrier)(unsigned mem_flags, const char *file, unsigned line, unsigned column);
+  mb_barrier_fn *barrier;
   /* A SIMD-group collective: returns when slot->out holds the result. */
-  void (*simd)(mb_simd_slot *slot);
+  mb_simd_fn *simd;
   /* A load or store through a pointer not aligned for its type: reports the
    * fault and never returns. */
-  void (*misaligned)(const char *file, unsigned line, unsigned column, const char *type,
-                     unsigned alignment, const void *address, unsigned access);
+  mb_misaligned_fn *misaligned;
   /* thread_index_in_threadgroup of the calling thread (simdgroup_matrix
    * functions need the caller's lane). */
-  unsigned (*thread_index)(void);
+  mb_thread_index_fn *thread_index;
 } mb_rt;
 
 typedef struct mb_dispatch {
@@ -109,7 +130,7 @@ typedef struct mb_dispatch {
   unsigned grid_groups[3];   /* threadgroups_per_grid */
   unsigned reserved;
   void *buffers[MB_SIM_MAX_BINDINGS];
-  unsigned long long buffer_lengths[MB_SIM_MAX_BINDINGS];
+  __UINT64_TYPE__ buffer_lengths[MB_SIM_MAX_BINDINGS];
 } mb_dispatch;
 
 typedef struct mb_group {
@@ -140,7 +161,7 @@ typedef struct mb_param {
   unsigned short kind;  /* MB_PARAM_* */
   unsigned short index; /* buffer/threadgroup index or MB_ATTR_* */
   unsigned min_bytes;   /* bytes a reference parameter reads (0 for pointers) */
-  const char *name;     /* the parameter's name in the source */
+  const mb_cchar *name; /* the parameter's name in the source */
 } mb_param;
 
 /* A kernel-scope threadgroup variable (a section of kernel.so lists them). */
@@ -166,7 +187,8 @@ typedef struct mb_kernel_info {
  *   const mb_kernel_info mb_kernel_info_v;
  *   void mb_kernel_run(const mb_dispatch *, const mb_group *, mb_cursor *);
  */
-typedef void (*mb_kernel_run_fn)(const mb_dispatch *, const mb_group *, mb_cursor *);
+typedef void mb_kernel_run_t(const mb_dispatch *, const mb_group *, mb_cursor *);
+typedef mb_kernel_run_t *mb_kernel_run_fn;
 
 #ifdef __cplusplus
 }

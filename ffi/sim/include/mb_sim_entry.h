@@ -20,7 +20,7 @@ extern const char __stop_mb_sync[] __attribute__((weak, visibility("hidden")));
 // -fsanitize=alignment reports a misaligned load or store here (clang's
 // UBSan data layout), and the runner turns it into a fault report.
 struct __mb_ubsan_loc {
-  const char *file;
+  const mb_cchar *file;
   unsigned line, column;
 };
 struct __mb_ubsan_type {
@@ -42,7 +42,8 @@ __ubsan_handle_type_mismatch_v1_abort(const __mb_ubsan_mismatch *m, const void *
 __attribute__((visibility("hidden"), noreturn)) void
 __ubsan_handle_alignment_assumption_abort(const __mb_ubsan_loc *loc, const void *address,
                                           unsigned long alignment, unsigned long) {
-  mb_kernel_rt->misaligned(loc->file, loc->line, loc->column, "an assume_aligned pointer",
+  mb_kernel_rt->misaligned(loc->file, loc->line, loc->column,
+                           __mb::addr_cast<const char *>("an assume_aligned pointer"),
                            (unsigned)alignment, address, MB_ACCESS_LOAD);
   __builtin_trap();
 }
@@ -55,11 +56,14 @@ template <class H, class... A> struct type_at<0, H, A...> {
 };
 template <unsigned I, class H, class... A> struct type_at<I, H, A...> : type_at<I - 1, A...> {};
 
-template <class F> struct fn;
-template <class R, class... A> struct fn<R (*)(A...)> {
+template <class F> struct fn_type;
+template <class R, class... A> struct fn_type<R(A...)> {
   static constexpr unsigned arity = sizeof...(A);
   template <unsigned I> using arg = typename type_at<I, A...>::type;
 };
+// By the function type: in C++ for OpenCL a `R (*)(A...)` pattern carries
+// an address space and never matches a kernel's pointer type.
+template <class F> struct fn : fn_type<__remove_pointer(F)> {};
 template <class F, unsigned I> using arg_t = typename fn<F>::template arg<I>;
 
 template <class T> struct is_ptr {
@@ -80,9 +84,9 @@ template <class T> struct is_ref<T &> {
 
 // A [[buffer(n)]] or [[threadgroup(n)]] parameter from the bound memory.
 template <class T> __MB_INL T bind_memory(void *p) {
-  if constexpr (is_ptr<T>::value) return (T)p;
-  else if constexpr (is_ref<T>::value) return *(typename rmref<T>::type *)p;
-  else return *(clean<T> *)p;
+  if constexpr (is_ptr<T>::value) return addr_cast<T>(p);
+  else if constexpr (is_ref<T>::value) return *addr_cast<typename rmref<T>::type *>(p);
+  else return *addr_cast<clean<T> *>(p);
 }
 // Bytes a parameter reads for sure (references and values), for checking
 // the bound length before the kernel runs.

@@ -87,23 +87,23 @@ __MB_INL float fract1(float x) {
 __MB_INL float pi_reduce(float x) { return x - 2.0f * __builtin_rintf(0.5f * x); }
 
 // Integer helpers, per element; ubits() zero-extends the element's bits.
-template <class E> __MB_INL unsigned long long ubits(E v) {
+template <class E> __MB_INL unsigned long ubits(E v) {
   if constexpr (sizeof(E) == 1) return (unsigned char)v;
   else if constexpr (sizeof(E) == 2) return (unsigned short)v;
   else if constexpr (sizeof(E) == 4) return (unsigned)v;
-  else return (unsigned long long)v;
+  else return (unsigned long)v;
 }
 template <class E> constexpr int nbits = (int)sizeof(E) * 8;
-template <class E> __MB_INL E popcount1(E v) { return (E)__builtin_popcountll(ubits(v)); }
+template <class E> __MB_INL E popcount1(E v) { return (E)__builtin_popcountl(ubits(v)); }
 template <class E> __MB_INL E clz1(E v) {
-  return v == 0 ? (E)nbits<E> : (E)(__builtin_clzll(ubits(v)) - (64 - nbits<E>));
+  return v == 0 ? (E)nbits<E> : (E)(__builtin_clzl(ubits(v)) - (64 - nbits<E>));
 }
 template <class E> __MB_INL E ctz1(E v) {
-  return v == 0 ? (E)nbits<E> : (E)__builtin_ctzll(ubits(v));
+  return v == 0 ? (E)nbits<E> : (E)__builtin_ctzl(ubits(v));
 }
 template <class E> __MB_INL E reverse_bits1(E v) {
-  unsigned long long u = ubits(v), r = 0;
-  for (int i = 0; i < nbits<E>; ++i) r |= ((u >> i) & 1ull) << (nbits<E> - 1 - i);
+  unsigned long u = ubits(v), r = 0;
+  for (int i = 0; i < nbits<E>; ++i) r |= ((u >> i) & 1ul) << (nbits<E> - 1 - i);
   return (E)r;
 }
 template <class E> __MB_INL E absdiff1(E x, E y) { return x > y ? (E)(x - y) : (E)(y - x); }
@@ -121,7 +121,7 @@ template <class E> __MB_INL E mulhi1(E x, E y) {
 }
 template <class E> __MB_INL E rotate1(E x, E y) {
   int n = nbits<E>, s = (int)(ubits(y) % (unsigned)n);
-  unsigned long long u = ubits(x);
+  unsigned long u = ubits(x);
   return s == 0 ? x : (E)((u << s) | (u >> (n - s)));
 }
 } // namespace __mb
@@ -377,8 +377,8 @@ __MB_INL T extract_bits(T x, uint offset, uint bits) {
     using E = __mb::elem<T>;
     if (bits == 0) return 0;
     constexpr int n = __mb::nbits<E>;
-    unsigned long long u = __mb::ubits(v) >> offset;
-    unsigned long long m = bits >= 64 ? ~0ull : (1ull << bits) - 1;
+    unsigned long u = __mb::ubits(v) >> offset;
+    unsigned long m = bits >= 64 ? ~0ul : (1ul << bits) - 1;
     u &= m;
     if (__mb::is_signed_int<E> && bits < (unsigned)n && ((u >> (bits - 1)) & 1)) u |= ~m;
     return (E)u;
@@ -388,7 +388,7 @@ template <class T, __mb::req<__mb::is_int<T>> = 0>
 __MB_INL T insert_bits(T base, T ins, uint offset, uint bits) {
   return __mb::map2(base, ins, [=](__mb::elem<T> b, __mb::elem<T> v) -> __mb::elem<T> {
     using E = __mb::elem<T>;
-    unsigned long long m = (bits >= 64 ? ~0ull : (1ull << bits) - 1) << offset;
+    unsigned long m = (bits >= 64 ? ~0ul : (1ul << bits) - 1) << offset;
     return (E)((__mb::ubits(b) & ~m) | ((__mb::ubits(v) << offset) & m));
   });
 }
@@ -415,12 +415,16 @@ template <class T, __mb::req<__mb::is_int<T>> = 0> __MB_INL T madsat(T a, T b, T
 }
 
 // frexp, ldexp, modf, sincos, ilogb (scalar and vector).
-template <class T, __mb::req<__mb::is_fp<T>> = 0> __MB_INL T modf(T x, thread T &ip) {
+// The out-parameters take memory of any address space (their type is
+// deduced apart, with its address space).
+template <class T, class R, __mb::req<__mb::is_fp<T> && __mb::same<__mb::clean<R>, T>> = 0>
+__MB_INL T modf(T x, R &ip) {
   T i = trunc(x);
   ip = i;
   return __mb::map2f(x, i, [](float v, float w) { return __builtin_isinf(v) ? 0.0f : v - w; });
 }
-template <class T, __mb::req<__mb::is_fp<T>> = 0> __MB_INL T sincos(T x, thread T &c) {
+template <class T, class R, __mb::req<__mb::is_fp<T> && __mb::same<__mb::clean<R>, T>> = 0>
+__MB_INL T sincos(T x, R &c) {
   c = cos(x);
   return sin(x);
 }
@@ -439,8 +443,8 @@ __MB_INL T ldexp(T x, I e) {
     return (T)__builtin_ldexpf((float)x, (int)e);
   }
 }
-template <class T, class I, __mb::req<__mb::is_fp<T> && __mb::is_int<I>> = 0>
-__MB_INL T frexp(T x, thread I &e) {
+template <class T, class I, __mb::req<__mb::is_fp<T> && __mb::is_int<__mb::clean<I>>> = 0>
+__MB_INL T frexp(T x, I &e) {
   if constexpr (__mb::is_vec<T>) {
     T r{};
     for (int i = 0; i < __mb::vt<T>::N; ++i) {

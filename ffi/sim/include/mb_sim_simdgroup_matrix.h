@@ -34,8 +34,8 @@ template <class T, int Cols, int Rows> struct simdgroup_matrix {
     __e[0] = p.row == p.col ? d : T(0);
     __e[1] = p.row == p.col + 1 ? d : T(0);
   }
-  __MB_INL thread vec<T, 2> &thread_elements() { return __e; }
-  __MB_INL const thread vec<T, 2> &thread_elements() const { return __e; }
+  __MB_INL vec<T, 2> &thread_elements() { return __e; }
+  __MB_INL const vec<T, 2> &thread_elements() const { return __e; }
 };
 typedef simdgroup_matrix<float, 8, 8> simdgroup_float8x8;
 typedef simdgroup_matrix<half, 8, 8> simdgroup_half8x8;
@@ -52,7 +52,7 @@ __MB_INL simdgroup_matrix<T, Cols, Rows> make_filled_simdgroup_matrix(T value) {
 // origin.x + c] (origin = (column, row)); transposed, it is element (c, r)
 // of the source.
 template <class T, int C, int R, class P>
-__MB_INL void simdgroup_load(thread simdgroup_matrix<T, C, R> &d, const P *src,
+__MB_INL void simdgroup_load(simdgroup_matrix<T, C, R> &d, const P *src,
                              ulong elements_per_row = C, ulong2 matrix_origin = ulong2(0),
                              bool transpose_matrix = false) {
   static_assert(__mb::same<__mb::clean<P>, T>, "simdgroup_load: element types differ");
@@ -64,7 +64,7 @@ __MB_INL void simdgroup_load(thread simdgroup_matrix<T, C, R> &d, const P *src,
   }
 }
 template <class T, int C, int R, class P>
-__MB_INL void simdgroup_store(const thread simdgroup_matrix<T, C, R> &a, P *dst,
+__MB_INL void simdgroup_store(const simdgroup_matrix<T, C, R> &a, P *dst,
                               ulong elements_per_row = C, ulong2 matrix_origin = ulong2(0),
                               bool transpose_matrix = false) {
   static_assert(__mb::same<__mb::clean<P>, T>, "simdgroup_store: element types differ");
@@ -119,24 +119,24 @@ void c_mma(mb_simd_slot *const *lanes, unsigned) {
 
 __MB_METAL_BEGIN
 template <class D, class A, class B, class C>
-__MB_INL void simdgroup_multiply_accumulate(thread simdgroup_matrix<D, 8, 8> &d,
-                                            const thread simdgroup_matrix<A, 8, 8> &a,
-                                            const thread simdgroup_matrix<B, 8, 8> &b,
-                                            const thread simdgroup_matrix<C, 8, 8> &c,
+__MB_INL void simdgroup_multiply_accumulate(simdgroup_matrix<D, 8, 8> &d,
+                                            const simdgroup_matrix<A, 8, 8> &a,
+                                            const simdgroup_matrix<B, 8, 8> &b,
+                                            const simdgroup_matrix<C, 8, 8> &c,
                                             __MB_SITE_PARAMS) {
   using In = __mb::mma_in<A, B, C>;
   d.__e = __mb::simd_exchange<vec<D, 2>>(In{a.__e, b.__e, c.__e}, 0, __mb::c_mma<D, A, B, C>,
                                           __MB_SITE);
 }
 template <class D, class A, class B>
-__MB_INL void simdgroup_multiply(thread simdgroup_matrix<D, 8, 8> &d,
-                                 const thread simdgroup_matrix<A, 8, 8> &a,
-                                 const thread simdgroup_matrix<B, 8, 8> &b, __MB_SITE_PARAMS) {
+__MB_INL void simdgroup_multiply(simdgroup_matrix<D, 8, 8> &d,
+                                 const simdgroup_matrix<A, 8, 8> &a,
+                                 const simdgroup_matrix<B, 8, 8> &b, __MB_SITE_PARAMS) {
   simdgroup_multiply_accumulate(d, a, b, make_filled_simdgroup_matrix<D, 8, 8>(D(0)), __MB_SITE);
 }
 template <class T>
-__MB_INL simdgroup_matrix<T, 8, 8> operator*(const thread simdgroup_matrix<T, 8, 8> &a,
-                                             const thread simdgroup_matrix<T, 8, 8> &b) {
+__MB_INL simdgroup_matrix<T, 8, 8> operator*(const simdgroup_matrix<T, 8, 8> &a,
+                                             const simdgroup_matrix<T, 8, 8> &b) {
   simdgroup_matrix<T, 8, 8> d;
   simdgroup_multiply(d, a, b);
   return d;

@@ -42,14 +42,14 @@ template <class T> __MB_INL void store_poison(unsigned char *p) {
 // branches call from different places and form separate collectives, as on
 // a GPU, even where the optimizer merged the two calls into one.
 #define __MB_SITE_PARAMS                                                                             \
-  const char *__file = __builtin_FILE(), unsigned __line = __builtin_LINE(),                        \
+  const mb_cchar *__file = __builtin_FILE(), unsigned __line = __builtin_LINE(),                        \
              unsigned __column = __builtin_COLUMN()
 #define __MB_SITE __file, __line, __column
 
 // Deposits x and waits for the SIMD group; the combine function leaves an
 // Out in the slot (by default the type deposited).
 template <class Out, class In>
-__MB_INL Out simd_exchange(In x, unsigned arg, mb_simd_combine combine, const char *file,
+__MB_INL Out simd_exchange(In x, unsigned arg, mb_simd_combine combine, const mb_cchar *file,
                            unsigned line, unsigned column) {
   static_assert(sizeof(In) <= MB_SIM_SLOT_BYTES && sizeof(Out) <= MB_SIM_SLOT_BYTES,
                 "SIMD-group value too large");
@@ -65,7 +65,7 @@ __MB_INL Out simd_exchange(In x, unsigned arg, mb_simd_combine combine, const ch
   return load<Out>(s.out);
 }
 template <class T>
-__MB_INL T simd_call(T x, unsigned arg, mb_simd_combine combine, const char *file, unsigned line,
+__MB_INL T simd_call(T x, unsigned arg, mb_simd_combine combine, const mb_cchar *file, unsigned line,
                      unsigned column) {
   return simd_exchange<T>(x, arg, combine, file, line, column);
 }
@@ -191,16 +191,16 @@ template <class T, int W> void c_first(mb_simd_slot *const *lanes, unsigned) {
 }
 template <int W> void c_ballot(mb_simd_slot *const *lanes, unsigned) {
   for (int base = 0; base < MB_SIM_SIMD_WIDTH; base += W) {
-    unsigned long long m = 0;
+    unsigned long m = 0;
     for (int i = base; i < base + W; ++i)
-      if (lanes[i] && load<bool>(lanes[i]->in)) m |= 1ull << (i - base);
+      if (lanes[i] && load<bool>(lanes[i]->in)) m |= 1ul << (i - base);
     for (int i = base; i < base + W; ++i)
       if (lanes[i]) store(lanes[i]->out, m);
   }
 }
 template <int W> void c_active(mb_simd_slot *const *lanes, unsigned active) {
   for (int base = 0; base < MB_SIM_SIMD_WIDTH; base += W) {
-    unsigned long long m = (active >> base) & ((W == 32) ? 0xffffffffull : ((1ull << W) - 1));
+    unsigned long m = (active >> base) & ((W == 32) ? 0xfffffffful : ((1ul << W) - 1));
     for (int i = base; i < base + W; ++i)
       if (lanes[i]) store(lanes[i]->out, m);
   }
@@ -223,7 +223,7 @@ template <class T> constexpr bool simd_ok = is_arith<T> || same<T, bool>;
 // routes the pointer through these, which check the vector's alignment as
 // a whole-vector load would (Metal requires it; clang would load the one
 // element).
-template <class E> constexpr const char *scalar_name() {
+template <class E> constexpr const mb_cchar *scalar_name() {
   if constexpr (same<E, float>) return "float";
   else if constexpr (same<E, half>) return "half";
   else if constexpr (same<E, bfloat>) return "bfloat";
@@ -237,14 +237,14 @@ template <class E> constexpr const char *scalar_name() {
   else if constexpr (same<E, ulong>) return "ulong";
   else return "vector";
 }
-template <class T> __MB_INL void check_aligned(const void *p, const char *file, unsigned line,
+template <class T> __MB_INL void check_aligned(const void *p, const mb_cchar *file, unsigned line,
                                                unsigned column) {
   if (reinterpret_cast<unsigned long>(p) % alignof(T) == 0) return;
   using E = elem<clean<T>>;
   char text[32];
   int n = 0;
   text[n++] = '\'';
-  for (const char *s = scalar_name<E>(); *s && n < 24; ++s) text[n++] = *s;
+  for (const mb_cchar *s = scalar_name<E>(); *s && n < 24; ++s) text[n++] = *s;
   text[n++] = (char)('0' + vt<clean<T>>::N);
   text[n++] = '\'';
   text[n] = 0;
@@ -367,8 +367,8 @@ struct simd_vote {
   vote_t __v;
   explicit constexpr simd_vote(vote_t v = 0) : __v(v) {}
   explicit constexpr operator vote_t() const { return __v; }
-  constexpr bool all() const { return (__v & 0xffffffffull) == 0xffffffffull; }
-  constexpr bool any() const { return (__v & 0xffffffffull) != 0; }
+  constexpr bool all() const { return (__v & 0xfffffffful) == 0xfffffffful; }
+  constexpr bool any() const { return (__v & 0xfffffffful) != 0; }
 };
 struct quad_vote {
   using vote_t = ushort;
@@ -379,18 +379,18 @@ struct quad_vote {
   constexpr bool any() const { return (__v & 0xf) != 0; }
 };
 __MB_INL simd_vote simd_ballot(bool x, __MB_SITE_PARAMS) {
-  return simd_vote(__mb::simd_call<unsigned long long>(x, 0, __mb::c_ballot<32>, __MB_SITE));
+  return simd_vote(__mb::simd_call<unsigned long>(x, 0, __mb::c_ballot<32>, __MB_SITE));
 }
 __MB_INL simd_vote simd_active_threads_mask(__MB_SITE_PARAMS) {
-  return simd_vote(__mb::simd_call<unsigned long long>(0, 0, __mb::c_active<32>, __MB_SITE));
+  return simd_vote(__mb::simd_call<unsigned long>(0, 0, __mb::c_active<32>, __MB_SITE));
 }
 __MB_INL quad_vote quad_ballot(bool x, __MB_SITE_PARAMS) {
   return quad_vote(
-      (ushort)__mb::simd_call<unsigned long long>(x, 0, __mb::c_ballot<4>, __MB_SITE));
+      (ushort)__mb::simd_call<unsigned long>(x, 0, __mb::c_ballot<4>, __MB_SITE));
 }
 __MB_INL quad_vote quad_active_threads_mask(__MB_SITE_PARAMS) {
   return quad_vote(
-      (ushort)__mb::simd_call<unsigned long long>(0, 0, __mb::c_active<4>, __MB_SITE));
+      (ushort)__mb::simd_call<unsigned long>(0, 0, __mb::c_active<4>, __MB_SITE));
 }
 
 // ---- atomics (device and threadgroup memory) --------------------------
@@ -421,17 +421,17 @@ __MB_INL T atomic_exchange_explicit(volatile atomic<T> *obj, U desired, memory_o
   __atomic_exchange(&obj->__v, &v, &old, __ATOMIC_RELAXED);
   return old;
 }
-template <class T, class U>
-__MB_INL bool atomic_compare_exchange_weak_explicit(volatile atomic<T> *obj, thread T *expected,
+// `expected` may be in any address space (thread memory, as a rule).
+template <class T, class E, class U, __mb::req<__mb::same<__mb::clean<E>, T>> = 0>
+__MB_INL bool atomic_compare_exchange_weak_explicit(volatile atomic<T> *obj, E *expected,
                                                     U desired, memory_order, memory_order) {
   T v = (T)desired;
   return __atomic_compare_exchange(&obj->__v, expected, &v, false, __ATOMIC_RELAXED,
                                    __ATOMIC_RELAXED);
 }
-template <class T, class U>
-__MB_INL bool atomic_compare_exchange_strong_explicit(volatile atomic<T> *obj,
-                                                      thread T *expected, U desired,
-                                                      memory_order, memory_order) {
+template <class T, class E, class U, __mb::req<__mb::same<__mb::clean<E>, T>> = 0>
+__MB_INL bool atomic_compare_exchange_strong_explicit(volatile atomic<T> *obj, E *expected,
+                                                      U desired, memory_order, memory_order) {
   T v = (T)desired;
   return __atomic_compare_exchange(&obj->__v, expected, &v, false, __ATOMIC_RELAXED,
                                    __ATOMIC_RELAXED);
@@ -495,6 +495,8 @@ template <class T, int ID> __MB_INL T &tg_var() {
   static const mb_tg_entry entry __attribute__((used, section("mb_tg"))) = {ID, sizeof(T),
                                                                            alignof(T)};
   (void)entry;
-  return *reinterpret_cast<T *>(rt()->threadgroup_arena() + mb_kernel_tg_offsets[ID]);
+  return *addr_cast<T *>(rt()->threadgroup_arena() + mb_kernel_tg_offsets[ID]);
 }
+// A threadgroup variable of a kernel in the file that is not the one run.
+template <class T> __MB_INL T &tg_unused() { return *addr_cast<T *>((unsigned char *)nullptr); }
 } // namespace __mb

@@ -93,11 +93,11 @@ template <class T> using type_identity_t = T;
 template <class...> using void_t = void;
 template <class T> T &&declval() noexcept;
 
-// Address spaces: one flat space on the CPU, so there is none to remove.
+// Address spaces are part of the type, as in MSL.
 template <class T> struct remove_addrspace {
-  using type = T;
+  using type = typename __mb::rmas<T>::type;
 };
-template <class T> using remove_addrspace_t = T;
+template <class T> using remove_addrspace_t = typename remove_addrspace<T>::type;
 template <class T> struct is_scalar_or_vector : bool_constant<is_scalar_v<T> || is_vector_v<T>> {};
 
 // uniform<T>: a value the same in every thread (a promise to the compiler,

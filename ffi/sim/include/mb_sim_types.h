@@ -11,10 +11,10 @@
 // step must move into the threadgroup's shared arena. `constant` is `const`,
 // so writes through a constant pointer fail to compile, as in MSL.
 #define kernel __attribute__((annotate("mb", MB_MARK_KERNEL)))
-#define device
-#define thread
-#define constant const
-#define threadgroup __attribute__((annotate("mb", MB_MARK_THREADGROUP)))
+#define device __global
+#define thread __private
+#define constant __constant
+#define threadgroup __local __attribute__((annotate("mb", MB_MARK_THREADGROUP)))
 
 // ---- attributes ----------------------------------------------------------
 // The compile step maps each MSL attribute name to __mb_a_<name> (by -D
@@ -57,7 +57,6 @@ typedef unsigned char uchar;
 typedef unsigned short ushort;
 typedef unsigned int uint;
 typedef unsigned long ulong;
-typedef _Float16 half;
 typedef __bf16 bfloat;
 typedef __SIZE_TYPE__ size_t;
 typedef __PTRDIFF_TYPE__ ptrdiff_t;
@@ -122,6 +121,10 @@ namespace metal = ::__mbu::metal;
 
 // ---- internal traits -------------------------------------------------------
 namespace __mb {
+// A pointer into another address space. The CPU has one flat space, but C++
+// for OpenCL refuses casts between named spaces: the shim, which hands out
+// the memory behind each space, goes through the address.
+template <class P, class Q> inline P addr_cast(Q *p) { return (P)(__UINTPTR_TYPE__)p; }
 template <bool B, class T = int> struct enable_if {};
 template <class T> struct enable_if<true, T> { using type = T; };
 template <bool B, class T = int> using req = typename enable_if<B, T>::type;
@@ -135,7 +138,15 @@ template <class T> struct rmcv { using type = T; };
 template <class T> struct rmcv<const T> { using type = T; };
 template <class T> struct rmcv<volatile T> { using type = T; };
 template <class T> struct rmcv<const volatile T> { using type = T; };
-template <class T> using clean = typename rmcv<typename rmref<T>::type>::type;
+// The address space of an object's type (C++ for OpenCL spells MSL's
+// device/threadgroup/constant/thread as __global/__local/__constant/__private).
+template <class T> struct rmas { using type = T; };
+template <class T> struct rmas<__global T> { using type = T; };
+template <class T> struct rmas<__local T> { using type = T; };
+template <class T> struct rmas<__constant T> { using type = T; };
+template <class T> struct rmas<__private T> { using type = T; };
+template <class T> struct rmas<__generic T> { using type = T; };
+template <class T> using clean = typename rmcv<typename rmas<typename rmref<T>::type>::type>::type;
 
 // vt<T>: element type and width of a scalar (N = 1) or ext vector.
 template <class T> struct vt {
