@@ -143,6 +143,8 @@ std::vector<std::string> common_flags(const Compiler &c, const CompileRequest &r
       "-Xclang", "-ffloat16-excess-precision=none", "-Xclang", "-fbfloat16-excess-precision=none",
       "-fno-color-diagnostics", "-fmessage-length=0", "-Wno-ignored-attributes",
       "-Wno-duplicate-decl-specifier", "-Wno-unknown-attributes",
+      // `static const constant float x = ...;` in a class: Metal accepts it
+      "-Wno-static-float-init",
       "-D__METAL_VERSION__=" + std::to_string(major * 100 + minor * 10), "-D__METAL__=1",
       "-D__HAVE_BFLOAT__=1", "-D__METALBENCH_SIM__=1"};
   // No clang configuration files (clang 16+): only these flags count.

@@ -38,7 +38,7 @@ const char *bad_path(const std::string &p) {
 bool allowed_pragma(const std::vector<std::string> &w) {
   if (w.empty()) return true;
   for (const char *ok : {"once", "unroll", "nounroll", "message", "pack", "push_macro", "pop_macro",
-                         "region", "endregion", "STDC", "METAL"})
+                         "region", "endregion", "STDC", "METAL", "unused"})
     if (w[0] == ok) return true;
   std::string second = w.size() > 1 ? w[1] : "";
   if (w[0] == "clang")

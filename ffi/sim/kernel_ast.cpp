@@ -694,10 +694,10 @@ private:
     for (const Json *v : vars) {
       std::string name = v->str("name");
       std::string init = v->str("init");
-      if (init == "c" || init == "list")
+      if ((init == "c" || init == "list") && !drop_initializer(*v, whole.file, depth))
         return fail_at(*v, "threadgroup variable '" + name +
-                               "' has an initializer; MSL threadgroup variables cannot be "
-                               "initialized");
+                               "' has an initializer the simulator cannot locate; write it "
+                               "without one and store the values");
       bool macro;
       const Json *at = bare_of(v->get("loc"), &macro);
       if (!at || macro || file_of(at) != whole.file)
@@ -719,6 +719,27 @@ private:
     }
     add(whole.file, whole.begin, 0, "typedef ", 1, depth);
     add(whole.file, whole.end, 0, after, 0, depth);
+    return true;
+  }
+
+  // `threadgroup float s[32] = {0};` compiles with Metal, but threadgroup
+  // memory is not initialized by it on a GPU (MLX zeroes such arrays by hand
+  // after declaring them so): the simulator drops the initializer, and the
+  // variable starts poisoned like every other, so a kernel that relies on it
+  // fails here as it may on a Mac.
+  bool drop_initializer(const Json &var, int file, int depth) {
+    const Json *inner = var.get("inner"), *init = nullptr;
+    if (!inner) return false;
+    for (const Json &c : inner->items) // the initializer, not an attribute
+      if (c.str("kind").size() > 4 && c.str("kind").compare(c.str("kind").size() - 4, 4, "Expr") == 0)
+        init = &c;
+    Range r;
+    if (!init || !resolve(*init, &r) || r.file != file) return false;
+    const std::string &t = *files_[file].text;
+    size_t eq = r.begin;
+    while (eq > 0 && std::isspace(static_cast<unsigned char>(t[eq - 1]))) --eq;
+    if (eq > 0 && t[eq - 1] == '=') --eq; // `= {0}`; `{0}` alone has none
+    add(file, eq, r.end - eq, "", 2, depth);
     return true;
   }
 

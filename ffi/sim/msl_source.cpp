@@ -179,8 +179,11 @@ bool scan_file(const std::string &src, const ConstantValues &constants, bool *us
   std::string prev_ident;         // the identifier before the current [[
   std::string constant_index;     // inside [[function_constant(i)]]: i
   bool in_constant = false;
-  Lexer::Token prev{Lexer::End, 0, 0};
-  for (Lexer::Token t = lx.next(); t.kind != Lexer::End; prev = t, t = lx.next()) {
+  Lexer::Token prev{Lexer::End, 0, 0}, prev2{Lexer::End, 0, 0};
+  auto is = [&](const Lexer::Token &k, Lexer::Kind kind, const char *text) {
+    return k.kind == kind && src.compare(k.begin, k.end - k.begin, text) == 0;
+  };
+  for (Lexer::Token t = lx.next(); t.kind != Lexer::End; prev2 = prev, prev = t, t = lx.next()) {
     std::string text = src.substr(t.begin, t.end - t.begin);
     if (t.kind == Lexer::Punct) {
       char c = text[0];
@@ -244,6 +247,22 @@ bool scan_file(const std::string &src, const ConstantValues &constants, bool *us
     }
     if (t.kind == Lexer::Ident) {
       if (attr_depth >= 0 && paren >= 1 && in_constant) constant_index += text;
+      if (text == "thread" && attr_depth < 0 &&
+          (is(prev, Lexer::Punct, ")") ||
+           (is(prev, Lexer::Ident, "const") && is(prev2, Lexer::Punct, ")")))) {
+        // `f() thread` / `C() const thread`: a member for objects in thread
+        // memory. C++ for OpenCL constructs temporaries and return values
+        // outside __private, so such a member is written without the
+        // qualifier (generic: any object); where the class also has
+        // device/threadgroup/constant overloads, those stay more specific.
+        Lexer peek = lx;
+        Lexer::Token n = peek.next();
+        bool member = (n.kind == Lexer::Punct && std::strchr(":{;=&", src[n.begin])) ||
+                      is(n, Lexer::Ident, "const") || is(n, Lexer::Ident, "noexcept") ||
+                      (is(n, Lexer::Punct, "-") && n.end < src.size() && src[n.end] == '>');
+        if (member) edits.push_back({t.begin, t.end - t.begin, ""});
+        continue;
+      }
       if (text == "static_cast" && attr_depth < 0) {
         // static_cast<float4>(int4): MSL converts; clang refuses.
         Lexer peek = lx;
