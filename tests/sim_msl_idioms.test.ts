@@ -169,7 +169,6 @@ static_assert(metal::is_same_v<metal::remove_addrspace_t<metal::remove_cvref_t<c
 static_assert(!metal::is_same_v<device float, float>, "the address space is part of the type");
 static_assert(!metal::is_same_v<device float*, threadgroup float*>, "");
 static_assert(metal::is_pointer_v<device int*> && !metal::is_pointer_v<int>, "");
-static_assert(metal::is_empty_v<metal::true_type>, "");
 
 template <typename T, metal::enable_if_t<is_small<T>::value, bool> = true>
 METAL_FUNC int kind(T) { return 1; }
@@ -248,7 +247,8 @@ Deno.test("sim idioms: a threadgroup variable's initializer compiles, as with Me
   using sim = await openSim();
   // MLX's layer_norm style: declared with `= {0}`, then zeroed by hand
   // before use, so the result never depends on the initializer.
-  const src = msl(`kernel void by_hand(device float* o [[buffer(0)]], uint i [[thread_index_in_threadgroup]]) {
+  const src = msl(
+    `kernel void by_hand(device float* o [[buffer(0)]], uint i [[thread_index_in_threadgroup]]) {
   threadgroup float s[4] = {0};
   threadgroup float t[4] = {7, 7, 7, 7}, u[2];
   if (i < 4) s[i] = float(i), t[i] = 1.0f;
@@ -258,7 +258,8 @@ Deno.test("sim idioms: a threadgroup variable's initializer compiles, as with Me
 kernel void relies(device float* o [[buffer(0)]], uint i [[thread_index_in_threadgroup]]) {
   threadgroup float s[2] = {1, 2};
   o[i] = s[i % 2];
-}`);
+}`,
+  );
   const run = (fn: string) =>
     runKernel(sim, src, fn, [{ index: 0, length: 8 * 4 }], { grid: [8, 1, 1], group: [8, 1, 1] });
   const hand = new Float32Array((await run("by_hand")).get(0)!.buffer);

@@ -239,7 +239,7 @@ public:
         out_->kernels.push_back(host);
         if (host == function && !target_) {
           target_ = &j;
-          callable_ = here + name + "<" + template_args(j) + ">";
+          callable_ = "::__mbu::" + here + name + "<" + template_args(j) + ">";
         }
       } else if (!host.empty() || (has_mark(j, MB_MARK_KERNEL) && !spec && !in_template_)) {
         std::string shown = host.empty() ? name : host;
@@ -247,7 +247,9 @@ public:
           out_->kernels.push_back(shown);
         if (shown == function && (!target_ || has_body(j))) {
           target_ = &j;
-          callable_ = here + name;
+          // Qualified: a kernel named like a metal function (`rotate`) is
+          // then the kernel, whatever `using namespace metal` brings in.
+          callable_ = "::__mbu::" + here + name;
         }
       }
     }
@@ -307,6 +309,28 @@ public:
     } else if (kind == "ConditionalOperator") {
       const Json *inner = n.get("inner");
       if (inner && inner->items.size() == 3 && vector_typed(inner->items[0])) select(n, depth);
+    } else if (kind == "CXXUnresolvedConstructExpr") {
+      // V(a, b) with V a template parameter: a vector constructor once V is
+      // a vector type (clang would take V(a, b) as a scalar initializer).
+      const Json *inner = n.get("inner");
+      if (inner && !inner->items.empty()) construct(n, depth);
+    } else if (kind == "VarDecl" && !n.str("init").empty() && vector_typed(n)) {
+      // short2 v(a, b): a vector constructor too.
+      direct_vector_init(n, depth);
+    } else if (kind == "RecoveryExpr") {
+      // f({x, y, z}) for a uint3 parameter: clang converts no brace list to
+      // a vector argument; a list that converts to any vector type does.
+      // (Only the arguments of a failed call: the first child names what
+      // was called.)
+      const Json *inner = n.get("inner");
+      std::string callee = inner && !inner->items.empty() ? inner->items[0].str("kind") : "";
+      if (callee == "UnresolvedLookupExpr" || callee == "DeclRefExpr" ||
+          callee == "UnresolvedMemberExpr" || callee == "MemberExpr")
+        for (size_t i = 1; i < inner->items.size(); ++i)
+          if (inner->items[i].str("kind") == "InitListExpr") brace_argument(inner->items[i], depth + 1);
+      float_cast(n, depth); // static_cast<bfloat>(h), (half)b, bfloat(h)
+    } else if (kind == "CXXStaticCastExpr" && n.str("castKind") == "Dependent") {
+      float_cast(n, depth); // static_cast<T>(x) in a template: T may be half, x bfloat
     }
     if (const Json *inner = n.get("inner"))
       for (const Json &c : inner->items)
@@ -625,6 +649,79 @@ private:
     add(r.file, r.begin, 0, open, 1, depth);
     add(r.file, r.end, 0, close, 0, depth);
   }
+  // V(a, b) -> ::__mb::construct<V>(a, b)
+  void construct(const Json &n, int depth) {
+    Range r;
+    if (!resolve(n, &r) || !first_time(r, 'k')) return;
+    const std::string &t = *files_[r.file].text;
+    int angle = 0;
+    size_t open = std::string::npos;
+    for (size_t i = r.begin; i < r.end && open == std::string::npos; ++i) {
+      if (t[i] == '<') ++angle;
+      else if (t[i] == '>') --angle;
+      else if (t[i] == '(' && angle == 0) open = i;
+      else if (t[i] == '{' || t[i] == ';') return; // V{a, b}: a list, fine as it is
+    }
+    if (open == std::string::npos || open == r.begin) return;
+    add(r.file, r.begin, 0, "::__mb::construct<", 1, depth);
+    add(r.file, open, 0, ">", 0, depth);
+  }
+  // short2 v(a, b) -> short2 v = ::__mb::construct<short2-of-v>(a, b)
+  void direct_vector_init(const Json &var, int depth) {
+    bool macro;
+    const Json *at = bare_of(var.get("loc"), &macro);
+    if (!at || macro) return;
+    int f = file_of(at);
+    if (f < 0) return;
+    const std::string &t = *files_[f].text;
+    size_t i = static_cast<size_t>(at->num("offset", 0) + at->num("tokLen", 0));
+    while (i < t.size() && (t[i] == ' ' || t[i] == '\t')) ++i;
+    if (i >= t.size() || t[i] != '(') return;
+    Range key{f, i, i + 1};
+    if (!first_time(key, 'd')) return;
+    add(f, i, 0,
+        " = ::__mb::construct<::__mb::clean<decltype(" + var.str("name") + ")>>", 2, depth);
+  }
+  // Casts between half and bfloat, which clang refuses and MSL allows:
+  // static_cast<T>(x) -> ::__mb::fpcast<T>(x), (T)x -> ::__mb::fpcast<T>(x),
+  // T(x) -> ::__mb::construct<T>(x). Both keep every other cast's meaning.
+  void float_cast(const Json &n, int depth) {
+    Range r;
+    if (!resolve(n, &r) || r.end <= r.begin) return;
+    const std::string &t = *files_[r.file].text;
+    if (t.compare(r.begin, 11, "static_cast") == 0) {
+      if (first_time(r, 's')) add(r.file, r.begin, 11, "::__mb::fpcast", 2, depth);
+      return;
+    }
+    if (n.str("kind") != "RecoveryExpr") return;
+    std::string type = n.get("type") ? n.get("type")->str("qualType") : "";
+    if (type.find("bfloat") == std::string::npos && type.find("half") == std::string::npos &&
+        type.find("__bf16") == std::string::npos && type.find("_Float16") == std::string::npos)
+      return;
+    if (t[r.begin] == '(') {
+      int level = 0;
+      size_t close = std::string::npos;
+      for (size_t i = r.begin; i < r.end && close == std::string::npos; ++i) {
+        if (t[i] == '(') ++level;
+        else if (t[i] == ')' && --level == 0) close = i;
+      }
+      if (close == std::string::npos || close + 1 >= r.end || !first_time(r, 's')) return;
+      add(r.file, r.begin, 1, "::__mb::fpcast<", 2, depth);
+      add(r.file, close, 1, ">(", 2, depth);
+      add(r.file, r.end, 0, ")", 0, depth);
+    } else {
+      construct(n, depth);
+    }
+  }
+  // {x, y, z} -> ::__mb::vlist(x, y, z)
+  void brace_argument(const Json &list, int depth) {
+    Range r;
+    if (!resolve(list, &r) || !first_time(r, 'b')) return;
+    const std::string &t = *files_[r.file].text;
+    if (t[r.begin] != '{' || r.end == 0 || t[r.end - 1] != '}') return;
+    add(r.file, r.begin, 1, "::__mb::vlist(", 2, depth);
+    add(r.file, r.end - 1, 1, ")", 2, depth);
+  }
   // (T)x -> ::__mb::vcast<T>(x)
   void vector_cast(const Json &n, int depth) {
     const Json *inner = n.get("inner");
@@ -760,6 +857,7 @@ private:
 
 public:
   bool bad_template_ = false;
+  bool user_code(const Json &n) const { return in_user_code(n); }
 
   // After visit(): the other kernels' threadgroup variables, except where
   // they are the target's own source (instantiations of one template).
@@ -798,10 +896,16 @@ AstResult analyze_kernel_ast(const std::string &json, const std::vector<SourceFi
   if (!parse_json_values(json, &decls, err)) return AstResult::Error;
   // Code outside namespace __mbu would escape the checks below (inline
   // assembly at global scope, say): the user's code must not close it.
+  // (The shim opens __mbu too, for its namespace metal: only the kernel's
+  // files count.)
+  Analyzer an(files, out, err);
+  int cur = -1;
+  for (const Json &d : decls) an.index_locations(d, &cur);
   unsigned spaces = 0;
   bool whole = false;
   for (const Json &d : decls) {
-    if (d.str("kind") != "NamespaceDecl" || d.str("name") != "__mbu") continue;
+    if (d.str("kind") != "NamespaceDecl" || d.str("name") != "__mbu" || !an.user_code(d))
+      continue;
     ++spaces;
     const Json *range = d.get("range");
     const Json *end = range ? range->get("end") : nullptr;
@@ -811,9 +915,6 @@ AstResult analyze_kernel_ast(const std::string &json, const std::vector<SourceFi
     *err = "the source closes or reopens the simulator's namespace __mbu (unbalanced braces?)";
     return AstResult::Error;
   }
-  Analyzer an(files, out, err);
-  int cur = -1;
-  for (const Json &d : decls) an.index_locations(d, &cur);
   for (const Json &d : decls) an.find_kernels(d, function, "");
   const Json *kernel = an.target();
   if (!kernel) return AstResult::NotFound;

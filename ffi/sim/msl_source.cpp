@@ -268,9 +268,15 @@ bool scan_file(const std::string &src, const ConstantValues &constants, bool *us
         Lexer peek = lx;
         Lexer::Token a = peek.next(), b = peek.next(), c2 = peek.next();
         std::string bt = src.substr(b.begin, b.end - b.begin);
+        bool closes = c2.kind == Lexer::Punct && src[c2.begin] == '>';
         if (a.kind == Lexer::Punct && src[a.begin] == '<' && b.kind == Lexer::Ident &&
             vector_type_name(bt) && ((c2.kind == Lexer::Punct && (src[c2.begin] == '>' || src[c2.begin] == '<'))))
           edits.push_back({t.begin, t.end - t.begin, "::__mb::vcast"});
+        // static_cast<bfloat>(h): MSL converts between half and bfloat;
+        // clang refuses (templates' static_cast<T> is the AST step's).
+        else if (a.kind == Lexer::Punct && src[a.begin] == '<' && closes &&
+                 (bt == "half" || bt == "bfloat" || bt == "bfloat16_t" || bt == "float16_t"))
+          edits.push_back({t.begin, t.end - t.begin, "::__mb::fpcast"});
         continue;
       }
       int a = attribute_index(text);

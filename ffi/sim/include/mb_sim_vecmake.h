@@ -50,6 +50,45 @@ __MB_METAL_BEGIN
 using ::__mb_vmake;
 __MB_METAL_END
 
+namespace __mb {
+// T(args) as MSL reads it: a vector constructor when T is a vector type
+// (the compile step writes V(a, b) in templates, and `short2 v(a, b)`, so).
+// half <-> bfloat: explicit conversions in MSL, refused by clang; through
+// float, which holds both exactly (one rounding, as a direct conversion).
+template <class T, class U> constexpr bool half_bfloat =
+    (same<clean<T>, half> && same<clean<U>, bfloat>) ||
+    (same<clean<T>, bfloat> && same<clean<U>, half>);
+template <class T, class U> __attribute__((always_inline)) constexpr T fpcast(U &&x) {
+  if constexpr (half_bfloat<T, U>) return (clean<T>)(float)x;
+  else if constexpr (is_vec<clean<T>> && is_vec<clean<U>> && half_bfloat<elem<clean<T>>, elem<clean<U>>>)
+    return __builtin_convertvector(__builtin_convertvector(x, metal::vec<float, vt<clean<U>>::N>), clean<T>);
+  else return static_cast<T>(static_cast<U &&>(x));
+}
+template <class T, class... A> __attribute__((always_inline)) constexpr T construct(A &&...a) {
+  if constexpr (is_vec<clean<T>>) return __mb_vmake<clean<T>>(a...);
+  else if constexpr (sizeof...(A) == 1) return fpcast<T>(static_cast<A &&>(a)...);
+  else return T(static_cast<A &&>(a)...);
+}
+// {x, y, z} as an argument: converts to whichever vector type the
+// parameter has (a tuple of the values; a generic lambda here crashed clang).
+template <class T, T... I> struct iseq {};
+template <int I, class T> struct list_item {
+  T v;
+};
+template <class S, class... A> struct brace_list;
+template <int... I, class... A>
+struct brace_list<iseq<int, I...>, A...> : list_item<I, A>... {
+  template <class V, req<is_vec<V>> = 0> operator V() const {
+    return __mb_vmake<V>(static_cast<const list_item<I, A> &>(*this).v...);
+  }
+};
+template <class... A>
+__attribute__((always_inline)) inline brace_list<__make_integer_seq<iseq, int, sizeof...(A)>, A...>
+vlist(A... a) {
+  return {{a}...};
+}
+} // namespace __mb
+
 #define char2(...) __mb_vmake<char2>(__VA_ARGS__)
 #define char3(...) __mb_vmake<char3>(__VA_ARGS__)
 #define char4(...) __mb_vmake<char4>(__VA_ARGS__)
@@ -86,3 +125,6 @@ __MB_METAL_END
 #define bool2(...) __mb_vmake<bool2>(__VA_ARGS__)
 #define bool3(...) __mb_vmake<bool3>(__VA_ARGS__)
 #define bool4(...) __mb_vmake<bool4>(__VA_ARGS__)
+// half(b) and bfloat(h): conversions between the two, which clang refuses.
+#define half(...) ::__mb::construct<half>(__VA_ARGS__)
+#define bfloat(...) ::__mb::construct<bfloat>(__VA_ARGS__)
