@@ -264,7 +264,7 @@ function findProblem(problems: Map<string, Problem>, name: string): Problem {
   );
 }
 
-function openAgentProvider(f: AgentFlags) {
+export function openAgentProvider(f: AgentFlags) {
   const name = (f.provider ?? Deno.env.get("METALBENCH_PROVIDER") ?? "openai") as ProviderName;
   if (!PROVIDER_NAMES.includes(name)) {
     throw new CliError(

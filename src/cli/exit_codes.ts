@@ -33,6 +33,12 @@ export const EXIT = {
    * after recording every attempt. `--resume` continues.
    */
   BUDGET_SPENT: 8,
+  /**
+   * Welder: a weld failed at stage 0, 1 or 2 (the message says which and
+   * why); the workspace's problem files are unchanged. `import` exits so
+   * when any problem failed.
+   */
+  WELD_FAILED: 9,
   /** A bug in MetalBench itself. */
   INTERNAL: 70,
   /** Hung up (SIGHUP: the terminal or SSH session went away). */
@@ -53,6 +59,7 @@ export const EXIT_CODES_HELP = `Exit codes:
   6    the GPU was lost mid-run (access revoked after GPU faults): run the rest again
   7    agent: the kernel's lineage is held by another process (--wait to wait)
   8    agent: the token budget (--max-tokens-total) is spent; --resume continues
+  9    welder/import: a weld failed (the stage and reason are printed); workspace unchanged
   70   internal error
   129  hung up (SIGHUP)      130  interrupted (Ctrl-C)      143  terminated (SIGTERM)`;
 

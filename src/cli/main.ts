@@ -11,6 +11,8 @@ import { setupCommand } from "./setup_command.ts";
 import { docsCommand } from "./docs_command.ts";
 import { initCommand } from "./init_command.ts";
 import { agentCli } from "./agent_cli.ts";
+import { welderCli } from "./welder_command.ts";
+import { importCli } from "./import_command.ts";
 import { intOption, secondsOption } from "./options.ts";
 import { TARGETS } from "../store/schema.ts";
 import { PROBLEM_SETS, SIZE_NAMES } from "../registry/schema.ts";
@@ -144,6 +146,10 @@ export function buildProgram(setExit: (code: number) => void = () => {}) {
     .command("setup")
     .description("create the Python environment with MLX and numpy, and build the bridge if needed")
     .option("--quiet", "print nothing when everything is ready")
+    .option(
+      "--torch",
+      "also install CPU PyTorch, for the Welder's references (about 4 GB on Linux)",
+    )
     .action(async (opts) => {
       setExit(await setupCommand(opts));
     });
@@ -157,6 +163,8 @@ export function buildProgram(setExit: (code: number) => void = () => {}) {
     });
 
   program.addCommand(agentCli(setExit));
+  program.addCommand(welderCli(setExit));
+  program.addCommand(importCli(setExit));
 
   program
     .command("docs")

@@ -4,10 +4,10 @@
  */
 import { defaultBackend, openBackend } from "../backend/select.ts";
 import { bridgeAvailable } from "../backend/assets.ts";
-import { ensurePythonEnv } from "../reference/python_env.ts";
+import { ensurePythonEnv, ensureTorch } from "../reference/python_env.ts";
 import { EXIT } from "./exit_codes.ts";
 
-export async function setupCommand(opts: { quiet?: true }): Promise<number> {
+export async function setupCommand(opts: { quiet?: true; torch?: true }): Promise<number> {
   const log = (line: string) => console.error(line);
   const kind = defaultBackend();
   if (!bridgeAvailable(kind)) {
@@ -15,9 +15,11 @@ export async function setupCommand(opts: { quiet?: true }): Promise<number> {
     (await openBackend({ kind })).close();
   }
   const env = await ensurePythonEnv({ install: true, log });
+  // PyTorch only on demand: the Welder's references need it, nothing else does.
+  const torch = opts.torch ? `, torch ${(await ensureTorch({ install: true, log })).torch}` : "";
   if (!opts.quiet) {
     console.error(
-      `metalbench: ready (backend ${kind}; Python ${env.python} at ${env.path}, mlx ${env.mlx})`,
+      `metalbench: ready (backend ${kind}; Python ${env.python} at ${env.path}, mlx ${env.mlx}${torch})`,
     );
   }
   return EXIT.OK;

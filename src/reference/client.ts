@@ -112,6 +112,8 @@ export interface StartOptions {
   readable?: readonly string[];
   /** Sandbox layers to leave off, to test each of the others alone. */
   sandboxOff?: readonly ("namespace" | "landlock" | "seccomp")[];
+  /** Python sources run in the worker after its sandbox, to add ops (torch_worker.py). */
+  extensions?: readonly string[];
   /** The worker's working directory (default: ours); relative tensor paths resolve from it. */
   cwd?: string;
   /** Each line the worker writes to stderr (a model's print() included). */
@@ -209,6 +211,7 @@ export class MlxWorker {
       readable: options.readable ?? [],
       limitReads,
       off: options.sandboxOff ?? [],
+      extensions: options.extensions ?? [],
     };
     let child: Deno.ChildProcess;
     try {
@@ -337,6 +340,21 @@ export class MlxWorker {
     const { timeoutMs, ...rest } = options;
     const body = { problem, inputs: inputs.map(tensorRef), ...rest };
     return this.#request("time", body, Timing, timeoutMs, problem);
+  }
+
+  /** An op an extension added (see StartOptions.extensions), answered as `schema`. */
+  ask<T>(
+    op: string,
+    body: Record<string, unknown>,
+    schema: z.ZodType<T>,
+    options: { timeoutMs?: number; problem?: string } = {},
+  ): Promise<T> {
+    return this.#request(op, body, schema, options.timeoutMs, options.problem);
+  }
+
+  /** The scratch folder: the only place the worker may write. */
+  get scratch(): string {
+    return this.#scratch;
   }
 
   /**

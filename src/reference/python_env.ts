@@ -17,6 +17,12 @@ export const NUMPY_REQUIREMENT = "numpy>=1.26,<3";
 /** MLX's own floor. */
 export const MIN_PYTHON: readonly [number, number] = [3, 10];
 
+/**
+ * PyTorch runs the Welder's references (KernelBench's format), on the CPU
+ * only; installed on demand by `metalbench setup --torch`, pinned like MLX.
+ */
+export const TORCH_VERSION = "2.15.0";
+
 export type Env = Record<string, string | undefined>;
 type Os = typeof Deno.build.os;
 type Arch = typeof Deno.build.arch;
@@ -273,4 +279,118 @@ async function run(cmd: string, args: string[], log: (l: string) => void, what: 
       "read the output above (on Linux, MLX wheels need glibc >= 2.35), then run `metalbench setup` again",
     );
   }
+}
+
+// ---- PyTorch (the Welder's references) -----------------------------------------
+
+/**
+ * The pip installs that give a working CPU PyTorch, smallest first. PyPI has
+ * no CPU-only build for Linux x86-64: its torch wheel is linked against CUDA
+ * and does not import without the CUDA libraries. All of `pip install torch`
+ * is 5.3 GB there; the CUDA libraries torch loads at import (measured for
+ * 2.15.0) without Triton, cuSOLVER, NVTX and the CUDA bindings, which only
+ * GPU code paths use, is 4.0 GB. Each inner list is one `pip install`.
+ */
+export function torchInstallSteps(
+  os: Os = Deno.build.os,
+  arch: Arch = Deno.build.arch,
+): string[][] {
+  const torch = `torch==${TORCH_VERSION}`;
+  if (os !== "linux" || arch !== "x86_64") return [[torch]];
+  return [
+    [
+      "--no-deps",
+      torch,
+      "nvidia-cublas==13.4.1.3",
+      "nvidia-cuda-runtime==13.2.86",
+      "nvidia-cuda-nvrtc==13.2.86",
+      "nvidia-cuda-cupti==13.2.86",
+      "nvidia-cufft==12.2.0.57",
+      "nvidia-cufile==1.17.1.22",
+      "nvidia-cusparse==12.7.10.12",
+      "nvidia-nvjitlink==13.2.86",
+      "nvidia-cudnn-cu13==9.26.0.51",
+      "nvidia-cusparselt-cu13==0.8.1",
+      "nvidia-nccl-cu13==2.30.7",
+      "nvidia-nvshmem-cu13==3.7.2",
+    ],
+    // torch's pure-Python requirements, with their own dependencies.
+    [
+      "filelock",
+      "typing-extensions>=4.13.0",
+      "sympy>=1.13.3",
+      "networkx>=2.5.1",
+      "jinja2",
+      "fsspec",
+    ],
+  ];
+}
+
+const TORCH_PROBE = `
+import json
+try:
+    import torch
+    print(json.dumps({"torch": torch.__version__.split("+")[0]}))
+except Exception as e:
+    print(json.dumps({"error": "%s: %s" % (type(e).__name__, e)}))
+`;
+
+/** The torch version `python` imports, or why it cannot. */
+export async function probeTorch(python: string): Promise<{ torch?: string; error?: string }> {
+  const out = await new Deno.Command(python, { args: ["-c", TORCH_PROBE], stdin: "null" }).output()
+    .catch((e) => ({ stdout: new Uint8Array(), code: -1, error: spawnFailure(e) }));
+  if ("error" in out) return { error: out.error };
+  const line = new TextDecoder().decode(out.stdout).trim().split("\n").at(-1) ?? "";
+  try {
+    return JSON.parse(line);
+  } catch {
+    return { error: `exit code ${out.code}` };
+  }
+}
+
+/** What a missing PyTorch says, with the fix for where the Python came from. */
+export function torchMissing(c: PythonChoice, detail: string): SetupError {
+  const what = `${label(c)} cannot import torch (${detail.slice(0, 200)})`;
+  if (c.source === "METALBENCH_PYTHON" || c.source === "option") {
+    return new SetupError(
+      what,
+      `${shellQuote(c.path)} -m pip install ${
+        torchInstallSteps().flat().filter((a) => a !== "--no-deps").map(shellQuote).join(" ")
+      }`,
+    );
+  }
+  return new SetupError(what, "run `metalbench setup --torch` (CPU PyTorch, about 4 GB on Linux)");
+}
+
+/**
+ * The Python with MLX (as ensurePythonEnv), plus PyTorch. With `install`, the
+ * managed venv gets the pinned CPU PyTorch; a METALBENCH_PYTHON is never
+ * changed. Concurrent installs (two test files, two shells) take turns on a
+ * lock beside the venv, and the second finds the work done.
+ */
+export async function ensureTorch(options: EnsureOptions): Promise<PythonEnv & { torch: string }> {
+  const env = options.env ?? Deno.env.toObject();
+  const log = options.log ?? ((line: string) => console.error(line));
+  const py = await ensurePythonEnv({ ...options, env, log });
+  const first = await probeTorch(py.path);
+  if (first.torch) return { ...py, torch: first.torch };
+  if (!options.install || py.source !== "managed") throw torchMissing(py, first.error ?? "?");
+  const dir = managedEnvDir(env);
+  using lock = await Deno.open(`${dir}.torch.lock`, { write: true, create: true, mode: 0o644 });
+  await lock.lock(true);
+  const again = await probeTorch(py.path);
+  if (again.torch) return { ...py, torch: again.torch };
+  for (const step of torchInstallSteps()) {
+    log(`metalbench: installing ${step.join(" ")} into ${dir}`);
+    await run(
+      py.path,
+      ["-m", "pip", "install", "--disable-pip-version-check", "--no-input", ...step],
+      log,
+      "pip install (PyTorch)",
+    );
+  }
+  const done = await probeTorch(py.path);
+  if (!done.torch) throw torchMissing(py, done.error ?? "?");
+  log(`metalbench: torch ${done.torch} (CPU): ready`);
+  return { ...py, torch: done.torch };
 }

@@ -868,4 +868,10 @@ def main():
             break
 
 
+# Ops added by the client (the Welder's PyTorch runner, torch_worker.py): their
+# sources come in the config and run here, in this same sandbox, before the
+# integrity baseline; they may add to OPS.
+for _source in CONFIG.get("extensions", []):
+    exec(compile(_source, "<metalbench worker extension>", "exec"), globals())
+
 main()
