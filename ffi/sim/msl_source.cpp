@@ -247,7 +247,7 @@ bool scan_file(const std::string &src, const ConstantValues &constants, bool *us
     }
     if (t.kind == Lexer::Ident) {
       if (attr_depth >= 0 && paren >= 1 && in_constant) constant_index += text;
-      if (text == "thread" && attr_depth < 0 &&
+      if ((text == "thread" || text == "constant") && attr_depth < 0 &&
           (is(prev, Lexer::Punct, ")") ||
            (is(prev, Lexer::Ident, "const") && is(prev2, Lexer::Punct, ")")))) {
         // `f() thread` / `C() const thread`: a member for objects in thread
@@ -255,12 +255,33 @@ bool scan_file(const std::string &src, const ConstantValues &constants, bool *us
         // outside __private, so such a member is written without the
         // qualifier (generic: any object); where the class also has
         // device/threadgroup/constant overloads, those stay more specific.
+        // `f() constant` is __constant alone (the macro adds const, which
+        // would make a constant member a const one).
         Lexer peek = lx;
         Lexer::Token n = peek.next();
         bool member = (n.kind == Lexer::Punct && std::strchr(":{;=&", src[n.begin])) ||
                       is(n, Lexer::Ident, "const") || is(n, Lexer::Ident, "noexcept") ||
                       (is(n, Lexer::Punct, "-") && n.end < src.size() && src[n.end] == '>');
-        if (member) edits.push_back({t.begin, t.end - t.begin, ""});
+        if (member) edits.push_back({t.begin, t.end - t.begin, text == "thread" ? "" : "__constant"});
+        continue;
+      }
+      if (text == "thread" && attr_depth < 0) {
+        // `const thread T& x`: a reference to thread memory. C++ for OpenCL
+        // would not bind it to a temporary (f(a + b)), which MSL does: the
+        // reference is written generic. Pointers keep their space.
+        Lexer peek = lx;
+        int angle = 0;
+        for (Lexer::Token n = peek.next(); n.kind != Lexer::End; n = peek.next()) {
+          if (n.kind == Lexer::Ident) continue;
+          char c = src[n.begin];
+          if (c == '<') ++angle;
+          else if (c == '>' && angle > 0) --angle;
+          else if (angle > 0 || c == ':') continue;
+          else {
+            if (c == '&') edits.push_back({t.begin, t.end - t.begin, ""});
+            break;
+          }
+        }
         continue;
       }
       if (text == "static_cast" && attr_depth < 0) {

@@ -6,14 +6,16 @@
 #include "mb_sim_abi.h"
 
 // ---- address spaces and function qualifiers ------------------------------
-// One flat address space on the CPU. `threadgroup` carries an annotation so
-// that clang's AST dump shows which kernel-scope declarations the compile
-// step must move into the threadgroup's shared arena. `constant` is `const`,
-// so writes through a constant pointer fail to compile, as in MSL.
+// Kernels compile as C++ for OpenCL, whose address spaces are real type
+// qualifiers (one flat space on the CPU underneath). `threadgroup` also
+// carries an annotation so that clang's AST dump shows which kernel-scope
+// declarations the compile step must move into the threadgroup's shared
+// arena. `constant` is const too, as in MSL. The compile step writes member
+// qualifiers and thread references generic (msl_source.cpp).
 #define kernel __attribute__((annotate("mb", MB_MARK_KERNEL)))
 #define device __global
 #define thread __private
-#define constant __constant
+#define constant __constant const
 #define threadgroup __local __attribute__((annotate("mb", MB_MARK_THREADGROUP)))
 
 // ---- attributes ----------------------------------------------------------
