@@ -1,0 +1,208 @@
+/**
+ * The Welder end to end, as a user runs it: `metalbench welder` against the
+ * loopback LLM stub, with real PyTorch and the real MLX worker (both
+ * sandboxed), and the real simulator through the harness. A weld lands all
+ * its files; a failure at stage 1 or 2 leaves every problem file as it was
+ * and says which stage failed and why, in one line, with exit code 9.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { agentWorkspace, entries, finished, spawnCli } from "./_agent.ts";
+import { startLlmStub } from "./_llm_stub.ts";
+import {
+  byStage,
+  FIXTURES,
+  kernelReply,
+  llmArgs,
+  referenceReply,
+  snapshot,
+  SWISH,
+  TORCH_MISSING,
+} from "./_welder.ts";
+import { loadRegistry } from "../src/registry/load.ts";
+import { workspaceAt } from "../src/registry/workspace.ts";
+
+function includes(text: string, part: string) {
+  assert.ok(text.includes(part), `expected ${JSON.stringify(part)} in:\n${text}`);
+}
+
+const SWISH_REF = join(FIXTURES, "1_Scaled_Swish.py");
+const ignore = TORCH_MISSING !== null;
+
+function welder(ws: string, url: string, name: string, more: string[] = []) {
+  return finished(spawnCli([
+    "welder",
+    name,
+    "--workspace",
+    ws,
+    "--description",
+    "x * sigmoid(1.702 x), element-wise",
+    "--reference",
+    SWISH_REF,
+    "--set",
+    "standard",
+    ...llmArgs(url),
+    ...more,
+  ]));
+}
+
+Deno.test({
+  name: "welder: a problem welded end to end lands its reference, entry and kernel",
+  ignore,
+  async fn() {
+    const ws = await agentWorkspace();
+    const stub = startLlmStub(byStage({
+      swish: {
+        1: [referenceReply(SWISH.python, SWISH.entry())],
+        2: [kernelReply(SWISH.wrongKernel()), kernelReply(SWISH.kernel())],
+      },
+    }));
+    try {
+      const r = await welder(ws, stub.url, "swish", ["--json"]);
+      assert.deepEqual(r.code, 0, r.stderr);
+      const done = JSON.parse(r.stdout.trim().split("\n").at(-1)!);
+      assert.deepEqual(done.files, [
+        "references/standard/swish.py",
+        "kernels/standard/swish.metal",
+        "registry/welded.swish.json",
+      ]);
+      assert.deepEqual(done.attempts, { stage1: 1, stage2: 2 });
+      // The files are what the model wrote, and the workspace's registry serves the problem.
+      assert.deepEqual(
+        await Deno.readTextFile(join(ws, "references/standard/swish.py")),
+        SWISH.python,
+      );
+      assert.deepEqual(
+        await Deno.readTextFile(join(ws, "kernels/standard/swish.metal")),
+        SWISH.kernel(),
+      );
+      const p = loadRegistry(workspaceAt(ws)).problems.get("swish")!;
+      assert.deepEqual(p.set, "standard");
+      assert.deepEqual(p.entry.inputs.map((t) => t.name), ["x"]);
+      // The stage-2 retry was told why the first kernel failed.
+      const retry = stub.requests.find((q) => q.messages.length === 3)!;
+      assert.match(
+        retry.messages[2].content,
+        /That did not pass: .*(incorrect|differ|outside|element)/i,
+      );
+      // Every attempt is in the AttemptDB, the passing kernel as the lineage's baseline.
+      const log = await entries(ws, "swish");
+      assert.deepEqual(log.map((e) => [e.candidate, e.verdict]), [[1, "kept"], [2, "incorrect"], [
+        2,
+        "baseline",
+      ]]);
+      assert.deepEqual(log[2].source, SWISH.kernel());
+      assert(log[2].bench && log[2].bench.simulated);
+      assert(log.every((e) => e.transcript !== null));
+      // The welded problem runs as any other.
+      const run = await finished(
+        spawnCli(["swish", "--workspace", ws, "--backend=sim", "--no-session"]),
+      );
+      assert.deepEqual(run.code, 0, run.stderr);
+    } finally {
+      await stub.close();
+      await Deno.remove(ws, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "welder: an MLX reference that disagrees with PyTorch fails stage 1, workspace untouched",
+  ignore,
+  async fn() {
+    const ws = await agentWorkspace();
+    const before = await snapshot(ws);
+    const stub = startLlmStub(byStage({
+      swish: { 1: [referenceReply(SWISH.wrongPython, SWISH.entry())] },
+    }));
+    try {
+      const r = await welder(ws, stub.url, "swish", ["--retries", "1"]);
+      assert.deepEqual(r.code, 9, r.stderr);
+      const last = r.stderr.trim().split("\n").at(-1)!;
+      assert.match(
+        last,
+        /^metalbench: weld of swish failed at stage 1 \(the MLX reference against PyTorch\) failed: seed \d+: output 'y' differs from PyTorch in \d+ of 3003 elements.*\(after 2 attempts\) — the workspace is unchanged$/,
+      );
+      assert.deepEqual(stub.requests.length, 2); // one reply and one retry, then it stops
+      includes(stub.requests[1].messages[2].content, "differs from PyTorch");
+      assert.deepEqual(await snapshot(ws), before);
+      const log = await entries(ws, "swish");
+      assert.deepEqual(log.map((e) => e.verdict), ["incorrect", "incorrect"]);
+      // Nothing is left in staging.
+      assert.deepEqual([...Deno.readDirSync(join(ws, ".agent-steel/staging"))], []);
+    } finally {
+      await stub.close();
+      await Deno.remove(ws, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "welder: a wrong kernel fails stage 2, workspace untouched",
+  ignore,
+  async fn() {
+    const ws = await agentWorkspace();
+    const before = await snapshot(ws);
+    const stub = startLlmStub(byStage({
+      swish: {
+        1: [referenceReply(SWISH.python, SWISH.entry())],
+        2: [kernelReply(SWISH.wrongKernel())],
+      },
+    }));
+    try {
+      const r = await welder(ws, stub.url, "swish", ["--retries", "0"]);
+      assert.deepEqual(r.code, 9, r.stderr);
+      assert.match(
+        r.stderr.trim().split("\n").at(-1)!,
+        /^metalbench: weld of swish failed at stage 2 \(the Metal kernel against MLX\) failed: .+ \(after 1 attempt\) — the workspace is unchanged$/,
+      );
+      assert.deepEqual(await snapshot(ws), before);
+      const log = await entries(ws, "swish");
+      assert.deepEqual(log.map((e) => e.verdict), ["kept", "incorrect"]);
+    } finally {
+      await stub.close();
+      await Deno.remove(ws, { recursive: true });
+    }
+  },
+});
+
+Deno.test("welder: usage errors come before any work", async () => {
+  const ws = await agentWorkspace();
+  try {
+    const taken = await finished(spawnCli([
+      "welder",
+      "relu",
+      "--workspace",
+      ws,
+      "--description",
+      "d",
+      "--reference",
+      SWISH_REF,
+      "--provider",
+      "openai-compatible",
+      "--base-url",
+      "http://127.0.0.1:9/v1",
+      "--model",
+      "m",
+    ]));
+    assert.deepEqual(taken.code, 2);
+    includes(taken.stderr, "'relu' is already a problem");
+    const missing = await finished(spawnCli(["welder", "x", "--workspace", ws]));
+    assert.deepEqual(missing.code, 2);
+    includes(missing.stderr, "--description");
+    const bad = await finished(spawnCli([
+      "welder",
+      "9x",
+      "--workspace",
+      ws,
+      "--description",
+      "d",
+      "--reference",
+      SWISH_REF,
+    ]));
+    assert.deepEqual(bad.code, 2);
+    includes(bad.stderr, "is not a problem name");
+  } finally {
+    await Deno.remove(ws, { recursive: true });
+  }
+});
