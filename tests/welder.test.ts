@@ -121,7 +121,7 @@ Deno.test({
       const last = r.stderr.trim().split("\n").at(-1)!;
       assert.match(
         last,
-        /^metalbench: weld of swish failed at stage 1 \(the MLX reference against PyTorch\) failed: seed \d+: output 'y' differs from PyTorch in \d+ of 3003 elements.*\(after 2 attempts\) — the workspace is unchanged$/,
+        /^metalbench: weld of swish failed at stage 1 \(the MLX reference against PyTorch\): seed \d+: output 'y' differs from PyTorch in \d+ of 3003 elements.*\(after 2 attempts\) — the workspace is unchanged$/,
       );
       assert.deepEqual(stub.requests.length, 2); // one reply and one retry, then it stops
       includes(stub.requests[1].messages[2].content, "differs from PyTorch");
@@ -154,7 +154,7 @@ Deno.test({
       assert.deepEqual(r.code, 9, r.stderr);
       assert.match(
         r.stderr.trim().split("\n").at(-1)!,
-        /^metalbench: weld of swish failed at stage 2 \(the Metal kernel against MLX\) failed: .+ \(after 1 attempt\) — the workspace is unchanged$/,
+        /^metalbench: weld of swish failed at stage 2 \(the Metal kernel against MLX\): .+ \(after 1 attempt\) — the workspace is unchanged$/,
       );
       assert.deepEqual(await snapshot(ws), before);
       const log = await entries(ws, "swish");

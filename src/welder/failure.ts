@@ -21,9 +21,9 @@ export class WeldFailure extends Error {
     readonly final = true,
   ) {
     super(
-      `stage ${stage} (${STAGE_NAMES[stage]}) ${
-        kind === "degenerate" ? "found a degenerate problem" : "failed"
-      }: ${reason}`,
+      `stage ${stage} (${STAGE_NAMES[stage]}): ${
+        kind === "degenerate" ? "degenerate: " : ""
+      }${reason}`,
     );
   }
 }
