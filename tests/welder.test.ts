@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { agentWorkspace, entries, finished, spawnCli } from "./_agent.ts";
+import { agentWorkspace, entries, finished, kernelPath, KERNELS, spawnCli } from "./_agent.ts";
 import { startLlmStub } from "./_llm_stub.ts";
 import {
   byStage,
@@ -205,4 +205,47 @@ Deno.test("welder: usage errors come before any work", async () => {
   } finally {
     await Deno.remove(ws, { recursive: true });
   }
+});
+
+Deno.test({
+  name:
+    "welder --polish: a correct rewrite replaces the kernel and the docs; a wrong one changes nothing",
+  ignore,
+  async fn() {
+    const ws = await agentWorkspace();
+    const kernel = kernelPath(ws);
+    const stub = startLlmStub([kernelReply(KERNELS.wrong), kernelReply(KERNELS.fast)]);
+    try {
+      const polish = () =>
+        finished(spawnCli([
+          "welder",
+          "relu",
+          "--polish",
+          "--retries",
+          "0",
+          "--workspace",
+          ws,
+          ...llmArgs(stub.url),
+        ]));
+      const before = await snapshot(ws);
+      const wrong = await polish();
+      assert.equal(wrong.code, 9, wrong.stderr);
+      assert.match(wrong.stderr, /polish of relu failed: .* — the kernel is unchanged/);
+      assert.deepEqual(await snapshot(ws), before);
+
+      const good = await polish();
+      assert.equal(good.code, 0, good.stderr);
+      assert.equal(await Deno.readTextFile(kernel), KERNELS.fast);
+      assert.ok((await Deno.readTextFile(join(ws, "KERNELS.md"))).includes("relu"));
+      const log = await entries(ws, "relu");
+      assert.deepEqual(log.map((e) => e.verdict), ["incorrect", "baseline"]);
+      assert.equal(log[1].round, 1); // after the failed polish's round 0
+      assert.ok(
+        stub.requests[0].messages[0].content.includes("Polish the kernel of problem `relu`"),
+      );
+    } finally {
+      await stub.close();
+      await Deno.remove(ws, { recursive: true });
+    }
+  },
 });
