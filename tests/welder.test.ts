@@ -7,7 +7,15 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { agentWorkspace, entries, finished, kernelPath, KERNELS, spawnCli } from "./_agent.ts";
+import {
+  agentWorkspace,
+  entries,
+  finished,
+  kernelPath,
+  KERNELS,
+  reply,
+  spawnCli,
+} from "./_agent.ts";
 import { startLlmStub } from "./_llm_stub.ts";
 import {
   byStage,
@@ -16,6 +24,7 @@ import {
   llmArgs,
   referenceReply,
   snapshot,
+  stageOf,
   SWISH,
   TORCH_MISSING,
 } from "./_welder.ts";
@@ -242,6 +251,47 @@ Deno.test({
       assert.equal(log[1].round, 1); // after the failed polish's round 0
       assert.ok(
         stub.requests[0].messages[0].content.includes("Polish the kernel of problem `relu`"),
+      );
+    } finally {
+      await stub.close();
+      await Deno.remove(ws, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "welder --loop: Agent Steel continues the welded kernel's lineage",
+  ignore,
+  async fn() {
+    const ws = await agentWorkspace();
+    const weldReplies = byStage({
+      swish: {
+        1: [referenceReply(SWISH.python, SWISH.entry())],
+        2: [kernelReply(SWISH.kernel())],
+      },
+    });
+    // The agent's own requests (diagnosis, rewrite) get a same-speed rewrite: never kept.
+    const stub = startLlmStub((req) =>
+      stageOf(req).stage ? weldReplies(req) : reply(SWISH.kernel().replace("// y", "// Y"))
+    );
+    try {
+      const r = await welder(ws, stub.url, "swish", [
+        "--loop",
+        "--max-rounds",
+        "1",
+        "--candidates",
+        "1",
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stderr, /\[swish\] lineage sim-[^:]+: 2 attempt\(s\) to round 0, resuming/);
+      const log = await entries(ws, "swish");
+      assert.deepEqual(log.map((e) => [e.round, e.verdict]), [[0, "kept"], [0, "baseline"], [
+        1,
+        "slower",
+      ]]);
+      assert.equal(
+        await Deno.readTextFile(join(ws, "kernels/standard/swish.metal")),
+        SWISH.kernel(),
       );
     } finally {
       await stub.close();
