@@ -14,6 +14,10 @@
 // A fault is reported by an async-signal-safe handler on an alternate stack
 // into the control page, then the process exits; the bridge reads the report
 // once the runner is gone.
+//
+// A pointer argument the dispatch leaves unbound (Metal allows it when the
+// kernel does not use it) points into the middle of an inaccessible
+// reservation of its own, so any use faults and the report names it.
 #include "elf_check.h"
 #include "ipc.h"
 #include "sandbox.h"
@@ -52,6 +56,12 @@ constexpr size_t kGuardBefore = 64 * 1024;
 // element lands in it, so a far out-of-bounds access faults and is named.
 constexpr size_t kGuardAfter = size_t(64) << 30;
 constexpr size_t kGuardAfterSmall = size_t(1) << 20;
+// Each side of an unbound pointer: any 32-bit index (signed or unsigned)
+// times an element of up to 32 bytes (every MSL scalar and vector, ulong4
+// included) stays inside the reservation. Larger strides (float4x4, structs)
+// can step out of it, as 64-bit offsets can; like any pointer a kernel
+// forges, that is for the sandbox to contain, not for this reservation.
+constexpr size_t kUnboundHalf = size_t(128) << 30;
 constexpr unsigned kMaxThreadgroupMemory = 32768;
 
 // The slack around a buffer's data holds mbipc::kCanaryWord (ipc.h).
@@ -72,6 +82,13 @@ struct Pipeline {
   mbsim::Kernel kernel;
   std::vector<mb_param> params;
 };
+
+// An unbound pointer's reservation, per buffer index, made when first needed.
+struct Unbound {
+  unsigned char *region = nullptr; // 2 * half bytes, PROT_NONE
+  size_t half = 0;                 // the pointer is region + half
+};
+Unbound g_unbound[MB_SIM_MAX_BINDINGS];
 
 std::map<uint32_t, Buffer> g_buffers;
 std::map<uint32_t, std::unique_ptr<Pipeline>> g_pipelines;
@@ -102,6 +119,11 @@ struct Text {
     do t[k++] = static_cast<char>('0' + v % 10); while ((v /= 10) && k < 24);
     while (k > 0 && n + 1 < sizeof buf) buf[n++] = t[--k];
     return *this;
+  }
+  Text &i(long long v) {
+    if (v < 0) s("-");
+    auto m = static_cast<unsigned long long>(v);
+    return u(v < 0 ? 0ull - m : m);
   }
   Text &hex(unsigned long long v) {
     s("0x");
@@ -144,12 +166,47 @@ void buffer_name(Text &t, int i, const mb_param *names, size_t n_names) {
       t.s(" '").s(names[k].name).s("'");
 }
 
+// Whether addr lies in the reservation of a pointer the dispatch left
+// unbound: its index, and the offset from the pointer.
+bool unbound_at(uintptr_t addr, const mb_dispatch *d, int *index, long long *offset) {
+  for (int i = 0; i < MB_SIM_MAX_BINDINGS; ++i) {
+    const Unbound &u = g_unbound[i];
+    auto base = reinterpret_cast<uintptr_t>(u.region);
+    if (!u.region || addr < base || addr - base >= 2 * u.half) continue;
+    // An index bound in this dispatch: a wild pointer reached an old reservation.
+    if (d->buffers[i] != u.region + u.half) return false;
+    *index = i;
+    *offset = static_cast<long long>(addr - base) - static_cast<long long>(u.half);
+    return true;
+  }
+  return false;
+}
+
+// "[[buffer(2)]] 'bias'", as the bridge names arguments.
+void argument_name(Text &t, int i) {
+  t.s("[[buffer(").u(static_cast<unsigned>(i)).s(")]]");
+  if (const Pipeline *p = g_running)
+    for (const mb_param &m : p->params)
+      if (m.kind == MB_PARAM_BUFFER && m.index == i && m.name && m.name[0]) {
+        t.s(" '").s(m.name).s("'");
+        break;
+      }
+}
+
 // Names the memory a faulting address belongs to, or lies just outside of.
 void describe_address(Text &t, uintptr_t addr, const mbsim::FaultInfo &fi) {
   const Pipeline *p = g_running;
   const mb_param *names = p ? p->params.data() : nullptr;
   size_t n_names = p ? p->params.size() : 0;
   const mb_dispatch *d = fi.dispatch;
+  int unbound;
+  long long offset;
+  if (unbound_at(addr, d, &unbound, &offset)) {
+    t.s(" (byte offset ").i(offset).s(" through ");
+    argument_name(t, unbound);
+    t.s(", which is not bound)");
+    return;
+  }
   for (int i = 0; i < MB_SIM_MAX_BINDINGS; ++i) {
     if (!d->buffers[i]) continue;
     auto base = reinterpret_cast<uintptr_t>(d->buffers[i]);
@@ -215,12 +272,44 @@ void claim_report() {
   }
 }
 
+// A memory fault's access: 1 a write, 0 a read, -1 unknown.
+int fault_access(int sig, const siginfo_t *si, void *ctx) {
+#if defined(__x86_64__)
+  // A general-protection fault (x86's misaligned SSE access, among others)
+  // reports no address.
+  if (sig == SIGSEGV && si->si_code == SI_KERNEL) return -1;
+  return (static_cast<ucontext_t *>(ctx)->uc_mcontext.gregs[REG_ERR] & 2) ? 1 : 0;
+#else
+  (void)sig, (void)si, (void)ctx;
+  return -1;
+#endif
+}
+
+// A use of a pointer argument the dispatch left unbound.
+void report_unbound(Text &t, const mbsim::FaultInfo &fi, int index, long long offset,
+                    int access) {
+  t.s("kernel '").s(fi.kernel).s("' ");
+  t.s(access == 1 ? "wrote to " : access == 0 ? "read " : "accessed ");
+  argument_name(t, index);
+  t.s(", which is not bound (byte offset ").i(offset).s(" through it),");
+  where(t, fi);
+  t.s(" \u2014 fix: bind a buffer at index ").u(static_cast<unsigned>(index));
+  t.s(" (Metal leaves unbound arguments undefined)");
+}
+
 void on_fault(int sig, siginfo_t *si, void *ctx) {
   claim_report();
   Text t;
   auto addr = reinterpret_cast<uintptr_t>(si->si_addr);
   mbsim::FaultInfo fi;
-  if (mbsim::current_fault_info(si->si_addr, &fi)) {
+  int unbound;
+  long long offset;
+  const bool in_kernel = mbsim::current_fault_info(si->si_addr, &fi);
+  if (in_kernel && (sig == SIGSEGV || sig == SIGBUS) && !fi.stack_overflow &&
+      !(sig == SIGSEGV && si->si_code == SI_KERNEL) &&
+      unbound_at(addr, fi.dispatch, &unbound, &offset)) {
+    report_unbound(t, fi, unbound, offset, fault_access(sig, si, ctx));
+  } else if (in_kernel) {
     t.s("kernel '").s(fi.kernel).s("' ");
     if (sig == SIGSYS) {
       const char *name = mbsim::syscall_name(si->si_syscall);
@@ -234,17 +323,9 @@ void on_fault(int sig, siginfo_t *si, void *ctx) {
     if (fi.stack_overflow) {
       t.s(": stack overflow (each simulated thread has ").u(fi.stack_kb).s(" KB of stack)");
     } else if (sig == SIGSEGV || sig == SIGBUS) {
-#if defined(__x86_64__)
-      auto *uc = static_cast<ucontext_t *>(ctx);
-      // A general-protection fault (x86's misaligned SSE access, among
-      // others) reports no address.
-      if (sig == SIGSEGV && si->si_code == SI_KERNEL)
-        t.s(" at an invalid or misaligned address");
-      else t.s((uc->uc_mcontext.gregs[REG_ERR] & 2) ? " writing " : " reading ").hex(addr);
-#else
-      (void)ctx;
-      t.s(" at ").hex(addr);
-#endif
+      int access = fault_access(sig, si, ctx);
+      if (sig == SIGSEGV && si->si_code == SI_KERNEL) t.s(" at an invalid or misaligned address");
+      else t.s(access == 1 ? " writing " : access == 0 ? " reading " : " at ").hex(addr);
       if (!(sig == SIGSEGV && si->si_code == SI_KERNEL)) describe_address(t, addr, fi);
     }
     where(t, fi);
@@ -454,6 +535,19 @@ void handle_buffer_free(Reader &r) {
   g_buffers.erase(it);
 }
 
+// The address an unbound pointer argument at `index` gets (null if no
+// address space is left).
+unsigned char *unbound_pointer(int index) {
+  Unbound &u = g_unbound[index];
+  for (size_t half : {kUnboundHalf, kGuardAfterSmall}) {
+    if (u.region) break;
+    void *r =
+        mmap(nullptr, 2 * half, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (r != MAP_FAILED) u = Unbound{static_cast<unsigned char *>(r), half};
+  }
+  return u.region ? u.region + u.half : nullptr;
+}
+
 struct Step {
   mbsim::DispatchJob job;
   const Pipeline *pipeline = nullptr;
@@ -565,6 +659,18 @@ bool parse_step(Reader &r, Step &s, std::string *err) {
       d.buffers[index] = copy.get();
       d.buffer_lengths[index] = len;
       s.bytes.push_back(std::move(copy));
+    }
+  }
+  // Pointer arguments left unbound (the bridge refused unbound references
+  // and values) get their faulting address.
+  for (const mb_param &m : s.pipeline->params) {
+    if (m.kind != MB_PARAM_BUFFER || m.min_bytes != 0 || m.index >= MB_SIM_MAX_BINDINGS ||
+        d.buffers[m.index])
+      continue;
+    if (!(d.buffers[m.index] = unbound_pointer(m.index))) {
+      *err = "simulator: cannot reserve address space for the unbound [[buffer(" +
+             std::to_string(m.index) + ")]]";
+      return false;
     }
   }
   unsigned arena = job.kernel->static_tg_bytes;
