@@ -122,7 +122,16 @@ Deno.test({
     const ws = await agentWorkspace();
     const before = await snapshot(ws);
     const stub = startLlmStub(byStage({
-      swish: { 1: [referenceReply(SWISH.wrongPython, SWISH.entry())] },
+      swish: {
+        1: [
+          // First an entry whose bench size is not get_inputs()'s, then a wrong formula.
+          referenceReply(SWISH.python, {
+            ...SWISH.entry(),
+            sizes: { bench: { M: 8, N: 1000 }, test: { M: 3, N: 1001 } },
+          }),
+          referenceReply(SWISH.wrongPython, SWISH.entry()),
+        ],
+      },
     }));
     try {
       const r = await welder(ws, stub.url, "swish", ["--retries", "1"]);
@@ -133,10 +142,13 @@ Deno.test({
         /^metalbench: weld of swish failed at stage 1 \(the MLX reference against PyTorch\): seed \d+: output 'y' differs from PyTorch in \d+ of 3003 elements.*\(after 2 attempts\) — the workspace is unchanged$/,
       );
       assert.deepEqual(stub.requests.length, 2); // one reply and one retry, then it stops
-      includes(stub.requests[1].messages[2].content, "differs from PyTorch");
+      includes(
+        stub.requests[1].messages[2].content,
+        "input 0 'x' is [8, 1000] at the bench size; get_inputs() gives [8, 1024]",
+      );
       assert.deepEqual(await snapshot(ws), before);
       const log = await entries(ws, "swish");
-      assert.deepEqual(log.map((e) => e.verdict), ["incorrect", "incorrect"]);
+      assert.deepEqual(log.map((e) => e.verdict), ["rejected", "incorrect"]);
       // Nothing is left in staging.
       assert.deepEqual([...Deno.readDirSync(join(ws, ".agent-steel/staging"))], []);
     } finally {

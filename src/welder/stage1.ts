@@ -29,6 +29,9 @@ export function paramName(name: string): string {
   return /^[A-Za-z_]/.test(s) ? s : `p_${s}`;
 }
 
+/** The test size is for the CPU simulator (and both references run it 3 + 4 times). */
+const MAX_TEST_BYTES = 64 * 2 ** 20;
+
 /** Trials on fresh seeds before the edge classes. */
 export const STAGE1_TRIALS = 3;
 
@@ -84,6 +87,16 @@ export async function checkReference(
   const shapeProblem = describesTorch(problem, c.facts);
   if (shapeProblem) return reject(shapeProblem);
   const sp = sized(problem, "test");
+  const bytes = [...sp.inputs, ...sp.outputs].reduce((n, t) => n + t.bytes, 0);
+  if (bytes > MAX_TEST_BYTES) {
+    return reject(
+      `the test size needs ${
+        (bytes / 2 ** 20).toFixed(0)
+      } MiB of inputs and outputs; keep it under ${
+        MAX_TEST_BYTES / 2 ** 20
+      } MiB: it is what the CPU simulator runs`,
+    );
+  }
   const mismatch = await compareWithTorch(c, problem, sp);
   if (mismatch) return mismatch;
   const edges = edgeClasses(sp);
