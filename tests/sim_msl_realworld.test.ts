@@ -204,11 +204,14 @@ kernel void build(device const float* x [[buffer(0)]], device int* o [[buffer(1)
   o[0] = p.x; o[1] = p.y; o[2] = s.x; o[3] = s.y;
   o[4] = w.x; o[5] = w.y; o[6] = w.z; o[7] = w.w;
   o[8] = int(v); o[9] = int(d); o[10] = int(twice(x[0] + 1.0f));
+  int4 part = {int(x[0]), int(x[1]), 7};  // the rest zero, as MSL has it
+  float4 few{x[2], x[3]};
+  o[11] = part.z; o[12] = part.w; o[13] = int(few.x + few.y + few.z + few.w);
 }`);
   const x = new Float32Array([7.75, -3.25, 12.5, -9.5, 5, 0, 0, 0]);
   const out = await runKernel(sim, src, "build", [{ index: 0, data: x }, {
     index: 1,
-    length: 11 * 4,
+    length: 14 * 4,
   }], ONE);
   const t = Math.trunc;
   assertEquals(Array.from(i32(out.get(1))), [
@@ -223,6 +226,9 @@ kernel void build(device const float* x [[buffer(0)]], device int* o [[buffer(1)
     5 * 3 * 2,
     t(Math.fround(Math.fround(x[0] * 1 + x[1] * 2) + x[2] * 3)),
     t(2 * (x[0] + 1)),
+    7,
+    0,
+    t(x[2] + x[3]),
   ]);
 });
 

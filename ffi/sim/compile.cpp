@@ -191,9 +191,13 @@ std::string entry_file(const std::string &source_file, const KernelAst &ast,
   s += "static const ::mb_param __mb_params[" + std::to_string(n ? n : 1) + "] = {\n";
   for (size_t i = 0; i < n; ++i) {
     const ParamBinding &p = ast.params[i];
-    s += "  {" + std::to_string(p.kind) + ", " + std::to_string(p.index) +
-         ", ::__mb::min_bytes<::__mb::arg_t<__mb_F, " + std::to_string(i) + ">>(), \"" + p.name +
-         "\"},\n";
+    // A parameter whose function constant is false does not exist on
+    // Metal: nothing need be bound (a pointer to it faults if used).
+    std::string bytes = p.absent ? std::string("0")
+                                 : "::__mb::min_bytes<::__mb::arg_t<__mb_F, " +
+                                       std::to_string(i) + ">>()";
+    s += "  {" + std::to_string(p.kind) + ", " + std::to_string(p.index) + ", " + bytes +
+         ", \"" + p.name + "\"},\n";
   }
   s += "};\n";
   s += "static void __mb_run(const ::mb_dispatch *__mb_d, const ::mb_group *__mb_g, "
@@ -732,8 +736,8 @@ CompileResult compile_kernel(const Compiler &c, const CompileRequest &req) {
   // variable outside the kernel, say), clang's message about the same line
   // would only say that C++ for OpenCL has no such thing.
   if (a == AstResult::Error) return fail(MB_E_COMPILE, "kernel '" + fn + "': " + err, tmp);
-  if (r.exit_code != 0 && (a != AstResult::Ok || ast.edits.empty()))
-    return did_not_compile(pass1_errors);
+  // A wrong name before compile errors: the file's other kernels may not
+  // compile without the edits that only the named kernel gets.
   if (a == AstResult::NotFound) {
     std::string found;
     for (const auto &k : ast.kernels) found += (found.empty() ? "" : ", ") + k;
@@ -742,7 +746,8 @@ CompileResult compile_kernel(const Compiler &c, const CompileRequest &req) {
                     (found.empty() ? "" : " (kernels in the file: " + found + ")"),
                 tmp);
   }
-  if (a == AstResult::Error) return fail(MB_E_COMPILE, "kernel '" + fn + "': " + err, tmp);
+  if (r.exit_code != 0 && (a != AstResult::Ok || ast.edits.empty()))
+    return did_not_compile(pass1_errors);
   for (const SourceFile &f : files) {
     auto e = ast.edits.find(f.name);
     if (e != ast.edits.end() && !write_file(tmp + "/" + f.name, apply_edits(*f.text, e->second)))

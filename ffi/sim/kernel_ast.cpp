@@ -317,6 +317,12 @@ public:
     } else if (kind == "VarDecl" && !n.str("init").empty() && vector_typed(n)) {
       // short2 v(a, b): a vector constructor too.
       direct_vector_init(n, depth);
+      // uint4 v = {a, b, c}: the rest zero, as MSL has it (OpenCL refuses).
+      if (const Json *inner = n.get("inner"))
+        for (const Json &c : inner->items)
+          if (c.str("kind") == "RecoveryExpr" && c.get("inner") && !c.get("inner")->items.empty() &&
+              c.get("inner")->items[0].str("kind") == "InitListExpr")
+            short_vector_list(c.get("inner")->items[0], depth + 1);
     } else if (kind == "RecoveryExpr") {
       // f({x, y, z}) for a uint3 parameter: clang converts no brace list to
       // a vector argument; a list that converts to any vector type does.
@@ -592,6 +598,23 @@ private:
     bool bm = false, em = false;
     const Json *b = bare_of(bl, &bm), *e = bare_of(el, &em);
     if (!b || !e) return false;
+    // `f<g<T>>>`: clang ends g<T> in a '>' split off a `>>` token, spelled
+    // in its scratch space; the text ends after the first '>'.
+    const Json *x = em ? el->get("expansionLoc") : nullptr;
+    if (x && file_of(e) < 0 && file_of(x) >= 0 &&
+        files_[file_of(x)].text->compare(static_cast<size_t>(std::max(0LL, x->num("offset", 0))), 2,
+                                         ">>") == 0) {
+      const Json *bx = bm ? nullptr : b;
+      int f = x ? file_of(x) : -1;
+      if (f < 0 || !bx || file_of(bx) != f) return false;
+      const std::string &t = *files_[f].text;
+      long long bo = bx->num("offset", -1), xo = x->num("offset", -1);
+      if (bo < 0 || xo < bo || static_cast<size_t>(xo) >= t.size() ||
+          t[static_cast<size_t>(xo)] != '>')
+        return false;
+      *r = Range{f, static_cast<size_t>(bo), static_cast<size_t>(xo) + 1};
+      return true;
+    }
     const Json *bx = bm ? bl->get("expansionLoc") : b, *ex = em ? el->get("expansionLoc") : e;
     if (!bx || !ex) return false;
     if (bm && em && bx->num("offset", -1) == ex->num("offset", -1) &&
@@ -626,6 +649,9 @@ private:
     size_t end = em ? invocation_end(t, static_cast<size_t>(eo),
                                      static_cast<size_t>(ex->num("tokLen", 0)))
                     : static_cast<size_t>(eo + ex->num("tokLen", 0));
+    // `f<g<T>>>`: a range that ends inside a split `>>` ends at its first '>'
+    if (!em && ex->num("tokLen", 0) == 2 && t.compare(static_cast<size_t>(eo), 2, ">>") == 0)
+      end = static_cast<size_t>(eo) + 1;
     if ((bm && in_directive(t, static_cast<size_t>(bo))) ||
         (em && in_directive(t, static_cast<size_t>(eo))) || static_cast<size_t>(bo) > end ||
         end > t.size())
@@ -712,6 +738,18 @@ private:
     } else {
       construct(n, depth);
     }
+  }
+  // = {a, b, c} -> = ::__mb::vpad(a, b, c); v{a, b} -> v(::__mb::vpad(a, b))
+  void short_vector_list(const Json &list, int depth) {
+    Range r;
+    if (!resolve(list, &r) || !first_time(r, 'p')) return;
+    const std::string &t = *files_[r.file].text;
+    if (t[r.begin] != '{' || r.end == 0 || t[r.end - 1] != '}') return;
+    size_t b = r.begin;
+    while (b > 0 && std::isspace(static_cast<unsigned char>(t[b - 1]))) --b;
+    bool copy = b > 0 && t[b - 1] == '=';
+    add(r.file, r.begin, 1, copy ? "::__mb::vpad(" : "(::__mb::vpad(", 2, depth);
+    add(r.file, r.end - 1, 1, copy ? ")" : "))", 2, depth);
   }
   // {x, y, z} -> ::__mb::vlist(x, y, z)
   void brace_argument(const Json &list, int depth) {
@@ -939,6 +977,8 @@ AstResult analyze_kernel_ast(const std::string &json, const std::vector<SourceFi
             a.ints[0] == MB_PARAM_ATTR) {
           b.kind = static_cast<int>(a.ints[0]);
           b.index = static_cast<int>(a.ints[1]);
+        } else if (a.ints[0] == MB_MARK_FUNCTION_CONSTANT) {
+          b.absent = a.ints[1] == 0;
         } else if (a.ints[0] == MB_PARAM_UNSUPPORTED) {
           static const char *what[] = {"", "textures", "samplers", "[[stage_in]]"};
           *err = "parameter '" + shown + "' of kernel '" + function + "': " +

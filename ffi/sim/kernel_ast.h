@@ -25,6 +25,7 @@ struct ParamBinding {
   int kind = 0;  // MB_PARAM_BUFFER / _THREADGROUP / _ATTR
   int index = 0; // binding index or MB_ATTR_*
   std::string name;
+  bool absent = false; // [[function_constant(c)]] with c false
 };
 
 struct KernelAst {

@@ -174,6 +174,7 @@ bool scan_file(const std::string &src, const ConstantValues &constants, bool *us
   Lexer lx(src);
   int attr_depth = -1; // bracket depth inside [[ ]], -1 outside
   int paren = 0;
+  int outer_paren = 0; // ( ) depth outside attributes: > 0 in a parameter list
   size_t attr_open = 0;           // offset of the current [[
   bool template_attrs = false;    // attribute lists right after `template`
   std::string prev_ident;         // the identifier before the current [[
@@ -198,6 +199,8 @@ bool scan_file(const std::string &src, const ConstantValues &constants, bool *us
         lx.next(); // the second '['
         continue;
       }
+      if (attr_depth < 0 && c == '(') ++outer_paren;
+      if (attr_depth < 0 && c == ')' && outer_paren > 0) --outer_paren;
       if (attr_depth >= 0) {
         if (c == '(') ++paren;
         else if (c == ')') --paren;
@@ -306,7 +309,9 @@ bool scan_file(const std::string &src, const ConstantValues &constants, bool *us
                     (t.begin >= 2 && src.compare(t.begin - 2, 2, "::") == 0);
       if (attr_depth == 0 && paren == 0 && !scoped) {
         if (!template_attrs) in_attr[a].push_back(t.begin);
-        if (text == "function_constant") {
+        // On a kernel parameter ([[buffer(2), function_constant(has_c)]])
+        // it says when the parameter exists: no value to write.
+        if (text == "function_constant" && outer_paren == 0) {
           in_constant = true;
           constant_index.clear();
         }

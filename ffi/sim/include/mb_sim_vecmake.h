@@ -58,33 +58,58 @@ namespace __mb {
 template <class T, class U> constexpr bool half_bfloat =
     (same<clean<T>, half> && same<clean<U>, bfloat>) ||
     (same<clean<T>, bfloat> && same<clean<U>, half>);
-template <class T, class U> __attribute__((always_inline)) constexpr T fpcast(U &&x) {
+// By value: an argument may be a vector component (v.x), which binds to no
+// reference. A cast to a reference type keeps the reference.
+template <class T, class U, req<!__is_reference(T)> = 0>
+__attribute__((always_inline)) constexpr T fpcast(U x) {
   if constexpr (half_bfloat<T, U>) return (clean<T>)(float)x;
-  else if constexpr (is_vec<clean<T>> && is_vec<clean<U>> && half_bfloat<elem<clean<T>>, elem<clean<U>>>)
-    return __builtin_convertvector(__builtin_convertvector(x, metal::vec<float, vt<clean<U>>::N>), clean<T>);
-  else return static_cast<T>(static_cast<U &&>(x));
+  else if constexpr (is_vec<clean<T>> && is_vec<U> && half_bfloat<elem<clean<T>>, elem<U>>)
+    return __builtin_convertvector(__builtin_convertvector(x, metal::vec<float, vt<U>::N>),
+                                   clean<T>);
+  else return static_cast<T>(x);
 }
-template <class T, class... A> __attribute__((always_inline)) constexpr T construct(A &&...a) {
+template <class T, class U, req<__is_reference(T)> = 0>
+__attribute__((always_inline)) constexpr T fpcast(U &&x) {
+  return static_cast<T>(x);
+}
+template <class T, class... A> __attribute__((always_inline)) constexpr T construct(A... a) {
   if constexpr (is_vec<clean<T>>) return __mb_vmake<clean<T>>(a...);
-  else if constexpr (sizeof...(A) == 1) return fpcast<T>(static_cast<A &&>(a)...);
-  else return T(static_cast<A &&>(a)...);
+  else if constexpr (sizeof...(A) == 1) return fpcast<T>(a...);
+  else return T(a...);
 }
 // {x, y, z} as an argument: converts to whichever vector type the
-// parameter has (a tuple of the values; a generic lambda here crashed clang).
+// parameter has (a tuple of the values; a generic lambda here crashed
+// clang). vpad: `uint4 v = {a, b, c}`, the missing components zero.
 template <class T, T... I> struct iseq {};
 template <int I, class T> struct list_item {
   T v;
 };
-template <class S, class... A> struct brace_list;
-template <int... I, class... A>
-struct brace_list<iseq<int, I...>, A...> : list_item<I, A>... {
+template <bool Pad, class S, class... A> struct brace_list;
+template <bool Pad, int... I, class... A>
+struct brace_list<Pad, iseq<int, I...>, A...> : list_item<I, A>... {
   template <class V, req<is_vec<V>> = 0> operator V() const {
-    return __mb_vmake<V>(static_cast<const list_item<I, A> &>(*this).v...);
+    if constexpr (Pad) {
+      elem<V> c[vt<V>::N] = {};
+      int n = 0;
+      (vput(c, n, static_cast<const list_item<I, A> &>(*this).v), ...);
+      V v{};
+      for (int i = 0; i < vt<V>::N; ++i) v[i] = c[i];
+      return v;
+    } else {
+      return __mb_vmake<V>(static_cast<const list_item<I, A> &>(*this).v...);
+    }
   }
 };
 template <class... A>
-__attribute__((always_inline)) inline brace_list<__make_integer_seq<iseq, int, sizeof...(A)>, A...>
+__attribute__((always_inline)) inline brace_list<false, __make_integer_seq<iseq, int, sizeof...(A)>,
+                                                 A...>
 vlist(A... a) {
+  return {{a}...};
+}
+template <class... A>
+__attribute__((always_inline)) inline brace_list<true, __make_integer_seq<iseq, int, sizeof...(A)>,
+                                                 A...>
+vpad(A... a) {
   return {{a}...};
 }
 } // namespace __mb
