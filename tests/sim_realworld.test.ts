@@ -153,6 +153,55 @@ kernel void quantize(device const float* x [[buffer(0)]],
   }
 });
 
+// The same through vector conversions: constructors, static_cast, C-style
+// casts and templates (x86's packed conversions would give 0x80000000).
+Deno.test("sim: vector float-to-integer conversions saturate component by component", async () => {
+  using sim = await openSim();
+  const src = msl(`
+template <typename V, typename U> V to(U x) { return static_cast<V>(x); }
+kernel void vq(device const float4* x [[buffer(0)]], device int4* s [[buffer(1)]],
+               device uint4* u [[buffer(2)]], device int4* narrow [[buffer(3)]],
+               uint i [[thread_position_in_grid]]) {
+  float4 v = x[i];
+  s[2 * i] = int4(v);
+  s[2 * i + 1] = to<int4>(v);
+  u[2 * i] = static_cast<uint4>(v);
+  u[2 * i + 1] = (uint4)v;
+  uchar4 c = uchar4(v);
+  short4 h = short4(half4(v));
+  narrow[2 * i] = int4(c);
+  narrow[2 * i + 1] = int4(h);
+}`);
+  const xs = [NaN, -5.75, 3e9, -3e9, 1e20, -1e20, 300.5, 70000, Infinity, -Infinity, 42.9, -0.5];
+  const n = xs.length / 4;
+  const out = await runKernel(sim, src, "vq", [
+    { index: 0, data: new Float32Array(xs) },
+    { index: 1, length: n * 32 },
+    { index: 2, length: n * 32 },
+    { index: 3, length: n * 32 },
+  ], { grid: [n, 1, 1], group: [n, 1, 1] });
+  const sat = (v: number, lo: number, hi: number) =>
+    Number.isNaN(v) ? 0 : Math.min(hi, Math.max(lo, Math.trunc(v) + 0));
+  const f = (v: number) => Math.fround(v);
+  const s = Array.from(i32(out.get(1))), u = Array.from(u32(out.get(2)));
+  const narrow = Array.from(i32(out.get(3)));
+  for (let k = 0; k < xs.length; k++) {
+    const g = Math.floor(k / 4), c = k % 4, v = f(xs[k]);
+    const at = (arr: number[], pair: number) => arr[(2 * g + pair) * 4 + c];
+    const msg = `x = ${xs[k]}`;
+    assertEquals([at(s, 0), at(s, 1)], [
+      sat(v, -(2 ** 31), 2 ** 31 - 1),
+      sat(v, -(2 ** 31), 2 ** 31 - 1),
+    ], msg);
+    assertEquals([at(u, 0), at(u, 1)], [sat(v, 0, 2 ** 32 - 1), sat(v, 0, 2 ** 32 - 1)], msg);
+    assertEquals(
+      [at(narrow, 0), at(narrow, 1)],
+      [sat(v, 0, 255), sat(toHalf(v), -32768, 32767)],
+      msg,
+    );
+  }
+});
+
 // A missing barrier that only some SIMD-group orders expose: SIMD group 0
 // reads what SIMD group 3 wrote, so the result is right when group 3 ran
 // first in that stretch and threadgroup memory's poison (NaN) otherwise.

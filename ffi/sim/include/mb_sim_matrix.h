@@ -152,7 +152,7 @@ template <class T, int C, int R> struct matrix {
   }
   // The same size with another element type (half4x4(float4x4)).
   template <class U> __MB_INL explicit matrix(const matrix<U, C, R> &m) {
-    for (int c = 0; c < C; ++c) columns[c] = __builtin_convertvector(m.columns[c], __col);
+    for (int c = 0; c < C; ++c) columns[c] = ::__mb::convert<__col>(m.columns[c]);
   }
 
   __MB_INL __col &operator[](int c) { return columns[c]; }

@@ -219,6 +219,22 @@ template <class T> __attribute__((always_inline)) constexpr auto bvec(T x) {
     return x;
   }
 }
+// A vector conversion, component by component as MSL defines it: float to
+// integer saturates as on Apple GPUs (NaN -> 0; scalar casts compile to
+// saturating conversions, __builtin_convertvector would wrap on x86), and
+// half <-> bfloat goes through float (clang refuses it directly).
+template <class V, class S> __attribute__((always_inline)) constexpr V convert(S x) {
+  using To = elem<V>;
+  using From = elem<S>;
+  if constexpr ((is_fp_scalar<From> && !is_fp_scalar<To>) ||
+                (same<From, half> && same<To, bfloat>) || (same<From, bfloat> && same<To, half>)) {
+    V r{};
+    for (int i = 0; i < vt<V>::N; ++i) r[i] = (To)(float)x[i];
+    return r;
+  } else {
+    return __builtin_convertvector(x, V);
+  }
+}
 // A C-style cast (T)x: between vector types of different element types MSL
 // converts each component (clang would reinterpret the bits); every other
 // cast keeps its C++ meaning.
@@ -226,7 +242,7 @@ template <class T, class U> __attribute__((always_inline)) constexpr T vcast(U &
   using S = clean<U>;
   if constexpr (is_vec<T> && is_vec<S> && !same<elem<T>, elem<S>>) {
     static_assert(vt<T>::N == vt<S>::N, "a vector cast needs the same number of components");
-    return __builtin_convertvector(x, T);
+    return convert<T>(S(x));
   } else {
     return (T) static_cast<U &&>(x);
   }

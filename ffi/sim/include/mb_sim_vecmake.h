@@ -18,7 +18,7 @@ template <class E, class A> __attribute__((always_inline)) inline void vput(E *o
 }
 template <class A> constexpr int width = vt<clean<A>>::N;
 template <class V, class A> __attribute__((always_inline)) inline V vconvert(A a) {
-  return __builtin_convertvector(a, V);
+  return convert<V>(a);
 }
 } // namespace __mb
 
@@ -63,9 +63,8 @@ template <class T, class U> constexpr bool half_bfloat =
 template <class T, class U, req<!__is_reference(T)> = 0>
 __attribute__((always_inline)) constexpr T fpcast(U x) {
   if constexpr (half_bfloat<T, U>) return (clean<T>)(float)x;
-  else if constexpr (is_vec<clean<T>> && is_vec<U> && half_bfloat<elem<clean<T>>, elem<U>>)
-    return __builtin_convertvector(__builtin_convertvector(x, metal::vec<float, vt<U>::N>),
-                                   clean<T>);
+  else if constexpr (is_vec<clean<T>> && is_vec<U> && !same<elem<clean<T>>, elem<U>>)
+    return convert<clean<T>>(x); // static_cast<int4>(f4) in a template: a conversion
   else return static_cast<T>(x);
 }
 template <class T, class U, req<__is_reference(T)> = 0>
