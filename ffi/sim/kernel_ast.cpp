@@ -122,11 +122,13 @@ bool pointer_like(const Json &decl) {
   if (!type) return false;
   std::string t = type->str("desugaredQualType");
   if (t.empty()) t = type->str("qualType");
-  int angle = 0;
+  int angle = 0, square = 0; // (a bound such as [BM * P] is no pointer)
   for (char c : t) {
     if (c == '<') ++angle;
     else if (c == '>') --angle;
-    else if ((c == '*' || c == '&') && angle == 0) return true;
+    else if (c == '[') ++square;
+    else if (c == ']') --square;
+    else if ((c == '*' || c == '&') && angle == 0 && square == 0) return true;
   }
   return false;
 }

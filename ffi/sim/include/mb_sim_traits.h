@@ -103,5 +103,5 @@ template <class T> struct is_scalar_or_vector : bool_constant<is_scalar_v<T> || 
 // uniform<T>: a value the same in every thread (a promise to the compiler,
 // which lets it keep the value in scalar registers). On the CPU it is T.
 template <class T> using uniform = T;
-template <class T> __attribute__((always_inline)) inline T make_uniform(T x) { return x; }
+template <class T> __attribute__((always_inline)) constexpr T make_uniform(T x) { return x; }
 __MB_METAL_END
