@@ -11,6 +11,8 @@ import {
   assertEquals,
   f32,
   failure,
+  halfBits,
+  halfValue,
   i32,
   msl,
   openSim,
@@ -18,6 +20,7 @@ import {
   runKernel,
   toBfloat,
   toHalf,
+  u16,
 } from "./_sim_lib.ts";
 
 const ONE = {
@@ -258,5 +261,41 @@ kernel void hb(device const float* x [[buffer(0)]], device float* o [[buffer(1)]
     assertEquals(o[i * 4 + 1], toHalf(b), `half(bfloat(${x[i]}))`);
     assertEquals(o[i * 4 + 2], toBfloat(h));
     assertEquals(o[i * 4 + 3], toHalf(b));
+  }
+});
+
+Deno.test("sim: threadgroup arrays in template kernels (MLX's instantiate_kernel) are shared, in every instantiation", async () => {
+  using sim = await openSim();
+  const src = msl(`
+template <typename T, typename AccT = T, int N = 32>
+[[kernel]] void reverse(device const T* in [[buffer(0)]], device T* out [[buffer(1)]],
+                        uint lid [[thread_position_in_threadgroup]]) {
+  constexpr int PAD = (N + 16 / sizeof(T));
+  threadgroup AccT tile[N * PAD / PAD];  // a bound that multiplies
+  tile[lid] = AccT(in[lid]);
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  out[lid] = T(tile[N - 1 - lid]);
+}
+// A kernel template never instantiated, as MLX's files have.
+template <typename T, const int BM = 32>
+[[kernel]] void unused(device T* o [[buffer(0)]], uint i [[thread_index_in_threadgroup]]) {
+  constexpr int P = (BM + 16 / sizeof(T));
+  threadgroup T xs[BM * P];
+  xs[i] = T(1);
+  o[i] = xs[i];
+}
+template [[host_name("reverse_float")]] [[kernel]] decltype(reverse<float>) reverse<float>;
+template [[host_name("reverse_half")]] [[kernel]] decltype(reverse<half, float>) reverse<half, float>;
+`);
+  const x = Float32Array.from({ length: 32 }, (_, i) => i * 1.5 - 7);
+  for (const name of ["reverse_float", "reverse_half"]) {
+    const half = name.endsWith("half");
+    const input = half ? Uint16Array.from(x, (v) => halfBits(v)) : x;
+    const out = await runKernel(sim, src, name, [{ index: 0, data: input }, {
+      index: 1,
+      length: 32 * (half ? 2 : 4),
+    }], { grid: [32, 1, 1], group: [32, 1, 1] });
+    const got = half ? Array.from(u16(out.get(1)), halfValue) : Array.from(f32(out.get(1)));
+    assertEquals(got, Array.from(x).reverse().map((v) => half ? toHalf(v) : v), name);
   }
 });

@@ -242,6 +242,12 @@ public:
         if (host == function && !target_) {
           target_ = &j;
           callable_ = "::__mbu::" + here + name + "<" + template_args(j) + ">";
+          // The body to rewrite is the template's: an instantiation repeats
+          // it (and the dump shows none when the pattern has errors).
+          if (template_)
+            for (const Json &c : template_->get("inner")->items)
+              if (c.str("kind") == "FunctionDecl" && !is_specialization(c) && has_body(c))
+                target_pattern_ = &c;
         }
       } else if (!host.empty() || (has_mark(j, MB_MARK_KERNEL) && !spec && !in_template_)) {
         std::string shown = host.empty() ? name : host;
@@ -256,10 +262,12 @@ public:
       }
     }
     bool was = in_template_;
-    if (kind == "FunctionTemplateDecl") in_template_ = true;
+    const Json *was_template = template_;
+    if (kind == "FunctionTemplateDecl") in_template_ = true, template_ = &j;
     if (const Json *inner = j.get("inner"))
       for (const Json &c : inner->items) find_kernels(c, function, here);
     in_template_ = was;
+    template_ = was_template;
   }
 
   const Json *target() const { return target_; }
@@ -281,7 +289,7 @@ public:
       return fail_at(n, "threadgroup variable '" + n.str("name") + "' is declared " + where +
                             ": the simulator shares threadgroup variables declared in the "
                             "kernel itself; declare it there and pass a pointer");
-    } else if (kind == "DeclStmt" && fn == target_) {
+    } else if (kind == "DeclStmt" && (fn == target_ || (fn && fn == target_pattern_))) {
       Range r;
       if (resolve(n, &r)) first_time(r, 'g');
       if (!threadgroup_decls(n, depth, true)) return false;
@@ -917,6 +925,8 @@ private:
   std::vector<std::vector<Pending>> pending_;
   std::unordered_map<const Json *, int> loc_file_;
   const Json *target_ = nullptr;
+  const Json *target_pattern_ = nullptr; // a template kernel's pattern
+  const Json *template_ = nullptr;       // (find_kernels: the enclosing template)
   std::vector<std::pair<const Json *, int>> other_kernels_;
   unsigned unused_vars_ = 0;
   std::string callable_;
