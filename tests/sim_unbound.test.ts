@@ -207,7 +207,7 @@ kernel void use(device const ulong* saved [[buffer(0)]], device float* p [[buffe
   await assertDeviceStillWorks(sim);
 });
 
-Deno.test("sim: references and values must still be bound", async () => {
+Deno.test("sim: an unbound reference faults only when used (as MLX's gemv leaves alpha); a value must be bound", async () => {
   using sim = await openSim();
   const src = msl(`
 struct Params { uint n; float scale; };
@@ -215,29 +215,50 @@ kernel void scale(device float* y [[buffer(0)]],
                   constant uint& n [[buffer(1)]],
                   Params p [[buffer(2)]],
                   device float* unused [[buffer(3)]],
+                  constant float& alpha [[buffer(4)]],
                   uint i [[thread_position_in_grid]]) {
   if (i < n) y[i] *= p.scale;
 }`);
   using pipeline = await sim.compile(src, "scale", { source_name: "scale.metal" });
   using y = sim.buffer(16);
-  using cmd = sim.command();
-  cmd.setPipeline(pipeline);
-  cmd.setBuffer(0, y);
-  const dispatch = () =>
-    failure(Promise.resolve().then(() => cmd.dispatch("threads", [4, 1, 1], [4, 1, 1])));
-  let e = await dispatch();
-  assertEquals(e.status, "argument");
-  assertEquals(e.message, "kernel 'scale' reads [[buffer(1)]] 'n' but nothing is bound at index 1");
-  cmd.setBytes(1, bytesOf(new Uint32Array([4])));
-  e = await dispatch();
-  assertEquals(e.status, "argument");
-  assertEquals(e.message, "kernel 'scale' reads [[buffer(2)]] 'p' but nothing is bound at index 2");
   const params = new DataView(new ArrayBuffer(8));
   params.setUint32(0, 4, true);
   params.setFloat32(4, 3, true);
+  {
+    // A by-value argument is read on entry: refused before the run.
+    using cmd = sim.command();
+    cmd.setPipeline(pipeline);
+    cmd.setBuffer(0, y);
+    cmd.setBytes(1, bytesOf(new Uint32Array([4])));
+    const e = await failure(
+      Promise.resolve().then(() => cmd.dispatch("threads", [4, 1, 1], [4, 1, 1])),
+    );
+    assertEquals(e.status, "argument");
+    assertEquals(
+      e.message,
+      "kernel 'scale' reads [[buffer(2)]] 'p' but nothing is bound at index 2",
+    );
+  }
+  {
+    // `n` unbound, and read: the run faults naming it.
+    using cmd = sim.command();
+    cmd.setPipeline(pipeline);
+    cmd.setBuffer(0, y);
+    cmd.setBytes(2, new Uint8Array(params.buffer));
+    cmd.dispatch("threads", [4, 1, 1], [4, 1, 1]);
+    const e = await failure(cmd.run(1, 1));
+    assertEquals(e.status, "execution");
+    assert(e.message.includes("read [[buffer(1)]] 'n', which is not bound"), e.message);
+    await assertDeviceStillWorks(sim);
+  }
+  // `alpha` (a reference) and `unused` (a pointer) unbound and never used: it runs.
+  using cmd = sim.command();
+  cmd.setPipeline(pipeline);
+  cmd.setBuffer(0, y);
+  cmd.setBytes(1, bytesOf(new Uint32Array([4])));
   cmd.setBytes(2, new Uint8Array(params.buffer));
   y.write(new Uint8Array(new Float32Array([1, 2, 3, 4]).buffer));
-  cmd.dispatch("threads", [4, 1, 1], [4, 1, 1]); // buffer(3) stays unbound: a pointer
+  cmd.dispatch("threads", [4, 1, 1], [4, 1, 1]);
   await cmd.run(1, 1);
   assertEquals(Array.from(f32(y.read())), [3, 6, 9, 12]);
 });

@@ -921,15 +921,16 @@ int32_t mb_command_dispatch(mb_command *cmd, uint32_t mode, uint32_t grid_x, uin
                              (q.name.empty() ? "" : " '" + q.name + "'");
     if (q.kind == MB_PARAM_BUFFER) {
       const Binding &b = s.bindings[q.index];
-      // As Metal, a pointer the kernel does not use may stay unbound: the
-      // runner gives it an address where any access faults, naming it.
-      if (b.kind == 0 && q.min_bytes == 0) continue;
+      // As Metal, a pointer or reference the kernel does not use may stay
+      // unbound: the runner gives it an address where any access faults,
+      // naming it. A value is read on entry: it must be bound.
+      const uint32_t need = q.min_bytes & ~MB_PARAM_REF_BIT;
+      if (b.kind == 0 && (q.min_bytes == 0 || (q.min_bytes & MB_PARAM_REF_BIT))) continue;
       CHECK_ARG(b.kind != 0, k + " reads " + what + " but nothing is bound at index " +
                                  std::to_string(q.index));
       uint64_t have = b.kind == 1 ? b.buffer->length - b.offset : b.bytes.size();
-      CHECK_ARG(have >= q.min_bytes, k + " reads " + std::to_string(q.min_bytes) + " bytes from " +
-                                         what + " but only " + std::to_string(have) +
-                                         " are bound");
+      CHECK_ARG(have >= need, k + " reads " + std::to_string(need) + " bytes from " + what +
+                                  " but only " + std::to_string(have) + " are bound");
     } else if (q.kind == MB_PARAM_THREADGROUP) {
       CHECK_ARG(s.tg_len[q.index] > 0, k + " takes " + what +
                                            " but no threadgroup memory length was set for it");

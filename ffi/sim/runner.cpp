@@ -661,10 +661,11 @@ bool parse_step(Reader &r, Step &s, std::string *err) {
       s.bytes.push_back(std::move(copy));
     }
   }
-  // Pointer arguments left unbound (the bridge refused unbound references
-  // and values) get their faulting address.
+  // Pointer and reference arguments left unbound (the bridge refused
+  // unbound values) get their faulting address.
   for (const mb_param &m : s.pipeline->params) {
-    if (m.kind != MB_PARAM_BUFFER || m.min_bytes != 0 || m.index >= MB_SIM_MAX_BINDINGS ||
+    bool may = m.min_bytes == 0 || (m.min_bytes & MB_PARAM_REF_BIT);
+    if (m.kind != MB_PARAM_BUFFER || !may || m.index >= MB_SIM_MAX_BINDINGS ||
         d.buffers[m.index])
       continue;
     if (!(d.buffers[m.index] = unbound_pointer(m.index))) {

@@ -11,12 +11,17 @@
 #ifndef MB_SIM_ABI_H
 #define MB_SIM_ABI_H
 
-#define MB_SIM_RT_ABI 4
+#define MB_SIM_RT_ABI 5
 #define MB_SIM_MAX_BINDINGS 31 /* [[buffer(0..30)]], [[threadgroup(0..30)]] */
 #define MB_SIM_SIMD_WIDTH 32
 #define MB_SIM_MAX_THREADS 1024
 #define MB_SIM_MAX_TG_VARS 64
 #define MB_SIM_SLOT_BYTES 32 /* largest value a SIMD collective moves (ulong4) */
+
+/* mb_param.min_bytes of a reference parameter: the bytes it reads, with this
+ * bit set. A reference, like a pointer, may stay unbound (Metal lets a kernel
+ * leave an argument it does not use unbound): using it then faults. */
+#define MB_PARAM_REF_BIT 0x80000000u
 
 /* Annotations (clang::annotate("mb", kind, value)) that the shim's attribute
  * macros put on declarations, read back from clang's AST dump. */

@@ -92,6 +92,7 @@ template <class T> __MB_INL T bind_memory(void *p) {
 // the bound length before the kernel runs.
 template <class T> constexpr unsigned min_bytes() {
   if constexpr (is_ptr<T>::value) return 0;
+  else if constexpr (is_ref<T>::value) return sizeof(clean<T>) | MB_PARAM_REF_BIT;
   else return sizeof(clean<T>);
 }
 
