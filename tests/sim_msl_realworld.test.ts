@@ -299,3 +299,33 @@ template [[host_name("reverse_half")]] [[kernel]] decltype(reverse<half, float>)
     assertEquals(got, Array.from(x).reverse().map((v) => half ? toHalf(v) : v), name);
   }
 });
+
+Deno.test("sim: structs in constant memory copy as in MSL (locals, assignment, arguments, returns)", async () => {
+  using sim = await openSim();
+  const src = msl(`
+struct P { float a; int b; };
+struct Op { static constexpr constant P init = {1.5f, 2}; };
+constant P kDefault = {4.0f, 5};
+float use(P p) { return p.a + float(p.b); }
+P get(constant P& q) { return q; }
+kernel void copies(device float* o [[buffer(0)]], constant P& q [[buffer(1)]],
+                   device P* dp [[buffer(2)]]) {
+  P local = q;
+  auto copy = q;
+  dp[0] = Op::init;
+  dp[1] = kDefault;
+  o[0] = local.a; o[1] = float(copy.b); o[2] = use(q); o[3] = use(kDefault); o[4] = get(q).a;
+}`);
+  const q = new DataView(new ArrayBuffer(8));
+  q.setFloat32(0, 2.25, true);
+  q.setInt32(4, 7, true);
+  const out = await runKernel(sim, src, "copies", [
+    { index: 0, length: 5 * 4 },
+    { index: 1, data: new Uint8Array(q.buffer) },
+    { index: 2, length: 16 },
+  ], ONE);
+  assertEquals(Array.from(f32(out.get(0))), [2.25, 7, 9.25, 9, 2.25]);
+  const dp = new DataView(out.get(2)!.buffer, out.get(2)!.byteOffset, 16);
+  assertEquals([dp.getFloat32(0, true), dp.getInt32(4, true)], [1.5, 2]);
+  assertEquals([dp.getFloat32(8, true), dp.getInt32(12, true)], [4, 5]);
+});

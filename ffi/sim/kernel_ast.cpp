@@ -181,6 +181,24 @@ bool const_object(const Json &decl) {
   return const_type(t.empty() ? type->str("qualType") : t);
 }
 
+// An lvalue of class type in constant memory ("const __constant P").
+bool constant_record(const Json &node) {
+  const Json *t = node.get("type");
+  if (!t || node.str("valueCategory") != "lvalue") return false;
+  std::string q = t->str("desugaredQualType").empty() ? t->str("qualType")
+                                                        : t->str("desugaredQualType");
+  if (q.find("__constant") == std::string::npos || q.find('*') != std::string::npos ||
+      q.find('[') != std::string::npos || q.find("ext_vector_type") != std::string::npos)
+    return false;
+  static const char *const scalars[] = {"bool", "char", "short", "int", "long", "float",
+                                        "half", "_Float16", "__bf16", "bfloat", "double",
+                                        "unsigned", "signed", "uint", "ushort", "uchar", "ulong"};
+  std::string last = q.substr(q.find_last_of(' ') == std::string::npos ? 0 : q.find_last_of(' ') + 1);
+  for (const char *s : scalars)
+    if (last == s) return false;
+  return true;
+}
+
 // The identifiers in a type's spelling ("const __mbu::H<int>" -> const, __mbu, H, int).
 std::vector<std::string> type_words(const Json &node) {
   std::vector<std::string> out;
@@ -345,6 +363,11 @@ public:
         for (size_t i = 1; i < inner->items.size(); ++i)
           if (inner->items[i].str("kind") == "InitListExpr") brace_argument(inner->items[i], depth + 1);
       float_cast(n, depth); // static_cast<bfloat>(h), (half)b, bfloat(h)
+      // A struct in constant memory copied (P p = q; o[0] = kDefault;):
+      // C++ for OpenCL's implicit copies take no __constant object.
+      if (inner)
+        for (const Json &c : inner->items)
+          if (constant_record(c)) wrap(c, depth + 1, "::__mb::from_constant(", ")");
     } else if (kind == "CXXStaticCastExpr" && n.str("castKind") == "Dependent") {
       float_cast(n, depth); // static_cast<T>(x) in a template: T may be half, x bfloat
     }

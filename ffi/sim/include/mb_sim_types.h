@@ -235,6 +235,12 @@ template <class V, class S> __attribute__((always_inline)) constexpr V convert(S
     return __builtin_convertvector(x, V);
   }
 }
+// A copy of a struct in constant memory (the compile step writes it where
+// MSL copies one: C++ for OpenCL's implicit copy constructor and assignment
+// take no __constant object). Its bytes, as a copy of a GPU struct is.
+template <class T> __attribute__((always_inline)) constexpr T from_constant(const __constant T &x) {
+  return __builtin_bit_cast(T, x);
+}
 // A C-style cast (T)x: between vector types of different element types MSL
 // converts each component (clang would reinterpret the bits); every other
 // cast keeps its C++ meaning.
