@@ -287,6 +287,16 @@ bool scan_file(const std::string &src, const ConstantValues &constants, bool *us
         }
         continue;
       }
+      if (text == "reinterpret_cast" && attr_depth < 0) {
+        // reinterpret_cast<thread T*>(member_array) in a member: `this` is
+        // generic here (see above), and C++ for OpenCL refuses the cast
+        // between spaces that Metal's one flat view allows.
+        Lexer peek = lx;
+        Lexer::Token a = peek.next();
+        if (a.kind == Lexer::Punct && src[a.begin] == '<')
+          edits.push_back({t.begin, t.end - t.begin, "::__mb::reinterp"});
+        continue;
+      }
       if (text == "static_cast" && attr_depth < 0) {
         // static_cast<float4>(int4): MSL converts; clang refuses.
         Lexer peek = lx;

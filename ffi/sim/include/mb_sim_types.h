@@ -235,6 +235,14 @@ template <class V, class S> __attribute__((always_inline)) constexpr V convert(S
     return __builtin_convertvector(x, V);
   }
 }
+// reinterpret_cast as MSL has it: across address spaces too (through the
+// address; the CPU has one flat space).
+template <class T, class U> __attribute__((always_inline)) inline T reinterp(U &&x) {
+  if constexpr (__is_pointer(T)) return (T)(__UINTPTR_TYPE__)x;
+  else if constexpr (__is_reference(T))
+    return *(typename rmref<T>::type *)(__UINTPTR_TYPE__)&x;
+  else return reinterpret_cast<T>(x);
+}
 // A copy of a struct in constant memory (the compile step writes it where
 // MSL copies one: C++ for OpenCL's implicit copy constructor and assignment
 // take no __constant object). Its bytes, as a copy of a GPU struct is.
