@@ -89,7 +89,8 @@ Deno.test("sim safety: past the end of threadgroup memory faults", async () => {
   const src = msl(`
 kernel void tg_over(device float* y [[buffer(0)]], uint i [[thread_index_in_threadgroup]]) {
   threadgroup float t[16];
-  t[i * 64] = 1.0f;
+  threadgroup float* p = t;  // through a pointer: no array bound to check, the guard faults
+  p[i * 64] = 1.0f;
   threadgroup_barrier(mem_flags::mem_threadgroup);
   y[i] = t[0];
 }`);
@@ -175,6 +176,56 @@ kernel void two_barriers(device float* y [[buffer(0)]], uint tid [[thread_index_
   assertEquals(e.status, "execution");
   assert(
     /^threads of threadgroup \(0,0,0\) in kernel 'two_barriers' wait at different barriers: 16 at two_barriers\.metal:6 .* 48 elsewhere, e\.g\. thread \(16,0,0\) at two_barriers\.metal:8/
+      .test(e.message),
+    e.message,
+  );
+  await assertDeviceStillWorks(sim);
+});
+
+// MLX's own layer_norm writes thread_x[i] for i < 0 in the threads past a
+// row's end: on a GPU that silently writes other memory. The simulator
+// reports such an index, into a thread's array or a threadgroup array, with
+// the kernel's line and the thread.
+Deno.test("sim safety: an index outside a thread or threadgroup array is an error naming it", async () => {
+  using sim = await openSim();
+  const src = msl(`
+kernel void pad(device float* o [[buffer(0)]], constant int& n [[buffer(1)]],
+                uint lid [[thread_position_in_threadgroup]]) {
+  float x[8] = {0};
+  const int m = n - int(lid) * 8;
+  for (int i = m; i < 8; i++) x[i] = 1.0f;   // i < 0 past the row's end
+  float s = 0;
+  for (int i = 0; i < 8; i++) s += x[i];
+  o[lid] = s;
+}
+kernel void shared_tile(device float* o [[buffer(0)]], constant int& n [[buffer(1)]],
+                        uint lid [[thread_position_in_threadgroup]]) {
+  threadgroup float tile[32];
+  tile[lid] = float(lid);
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  o[lid] = tile[lid + uint(n)];
+}`);
+  // In bounds: n = 32 * 8 leaves every thread whole.
+  const ok = await runKernel(sim, src, "pad", [{ index: 0, length: 32 * 4 }, {
+    index: 1,
+    data: new Int32Array([256]),
+  }], { grid: [32, 1, 1], group: [32, 1, 1] });
+  assert(new Float32Array(ok.get(0)!.buffer).every((v) => v === 0));
+  const run = (fn: string, n: number) =>
+    failure(runKernel(sim, src, fn, [{ index: 0, length: 32 * 4 }, {
+      index: 1,
+      data: new Int32Array([n]),
+    }], { grid: [32, 1, 1], group: [32, 1, 1] }));
+  let e = await run("pad", 240); // thread 31: m = 240 - 248 = -8
+  assertEquals(e.status, "execution");
+  assert(
+    /^kernel 'pad' used index -8 of an array of type 'thread float\[8\]', outside it, at pad\.metal:8:\d+ in thread \(31,0,0\)/
+      .test(e.message),
+    e.message,
+  );
+  e = await run("shared_tile", 1);
+  assert(
+    /^kernel 'shared_tile' used index 32 of an array of type '(threadgroup )?float\[32\]', outside it, at shared_tile\.metal:\d+:\d+ in thread \(31,0,0\)/
       .test(e.message),
     e.message,
   );

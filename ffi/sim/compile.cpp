@@ -773,6 +773,8 @@ CompileResult compile_kernel(const Compiler &c, const CompileRequest &req) {
                "-nostartfiles",
                // misaligned loads and stores report through the runner
                "-fsanitize=alignment", "-fno-sanitize-recover=alignment",
+               // an index outside a fixed-size array (a thread's float x[8])
+               "-fsanitize=array-bounds", "-fno-sanitize-recover=array-bounds",
                "-Wl,--no-undefined", "-Wl,-z,noexecstack",
                // what the loader relocates becomes read-only: writable memory
                // is then only .data/.bss, which elf_check.h checks

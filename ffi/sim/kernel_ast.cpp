@@ -92,6 +92,12 @@ bool vector_pointer(const Json &node) {
   if (!t) return false;
   for (std::string q : {t->str("qualType"), t->str("desugaredQualType")}) {
     while (!q.empty() && q.back() == ' ') q.pop_back();
+    // A type substituted through a template prints the vector attribute
+    // last: "float const __global * __attribute__((ext_vector_type(4)))".
+    size_t attr = q.rfind(" __attribute__((ext_vector_type(");
+    if (attr != std::string::npos && q.back() == ')' && attr > 0 && q[attr - 1] == '*' &&
+        q.find('*') == attr - 1)
+      return true;
     if (q.empty() || q.back() != '*') continue;
     q.pop_back();
     if (q.find('*') != std::string::npos) continue;

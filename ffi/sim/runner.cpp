@@ -344,22 +344,58 @@ void on_fault(int sig, siginfo_t *si, void *ctx) {
 }
 
 // A type as clang names it in C++ for OpenCL, in MSL's words: __global
-// float4 -> device float4 (no allocation: this runs in a fault handler).
-void msl_type(Text &t, const char *type) {
-  static const char *const from[] = {"__global ", "__local ", "__constant ", "__private ",
-                                     "__generic "};
-  static const char *const to[] = {"device ", "threadgroup ", "constant ", "thread ", ""};
-  for (const char *p = type; *p;) {
-    bool mapped = false;
-    for (size_t k = 0; k < sizeof(from) / sizeof(*from) && !mapped; ++k) {
-      size_t n = strlen(from[k]);
-      if (strncmp(p, from[k], n) == 0) t.s(to[k]), p += n, mapped = true;
+// float4 -> device float4; 'float const __global __attribute__((
+// ext_vector_type(4)))' (a template's spelling) -> 'const device float4';
+// '__mb_tgt0' (aka '__local float[16]'), the compile step's alias of a
+// threadgroup array -> 'threadgroup float[16]'. Fixed buffers only: the
+// kernel's state may be corrupt when this runs.
+void msl_words(Text &t, const char *p, const char *end) {
+  static const char *const from[] = {"__global", "__local", "__constant", "__private",
+                                     "__generic"};
+  static const char *const to[] = {"device", "threadgroup", "constant", "thread", ""};
+  char scalar[32] = {0};
+  const char *vec = strstr(p, "__attribute__((ext_vector_type(");
+  if (vec && vec >= end) vec = nullptr;
+  bool first = true;
+  for (const char *w = p; w < end;) {
+    while (w < end && *w == ' ') ++w;
+    const char *e = w;
+    while (e < end && *e != ' ') ++e;
+    if (e == w) break;
+    if (vec && w == vec) break; // the vector attribute: printed with the scalar below
+    size_t n = static_cast<size_t>(e - w);
+    const char *word = nullptr;
+    for (size_t k = 0; k < sizeof(from) / sizeof(*from) && !word; ++k)
+      if (n == strlen(from[k]) && strncmp(w, from[k], n) == 0) word = to[k];
+    bool cv = (n == 5 && strncmp(w, "const", 5) == 0) || (n == 8 && strncmp(w, "volatile", 8) == 0);
+    if (vec && !word && !cv && !scalar[0] && n < sizeof scalar) {
+      memcpy(scalar, w, n); // the element type, moved after the qualifiers
+    } else if (!word || *word) {
+      if (!first) t.s(" ");
+      first = false;
+      if (word) t.s(word);
+      else for (const char *c = w; c < e; ++c) { char b[2] = {*c, 0}; t.s(b); }
     }
-    if (!mapped) {
-      char c[2] = {*p++, 0};
-      t.s(c);
-    }
+    w = e;
   }
+  if (vec && scalar[0]) {
+    if (!first) t.s(" ");
+    t.s(scalar);
+    const char *d = vec + strlen("__attribute__((ext_vector_type(");
+    for (; d < end && *d >= '0' && *d <= '9'; ++d) { char b[2] = {*d, 0}; t.s(b); }
+  }
+}
+void msl_type(Text &t, const char *type) {
+  const char *aka = strstr(type, "(aka '");
+  const bool alias = strncmp(type, "'__mb_", 6) == 0 && aka;
+  if (alias) type = aka + 5;
+  if (*type != '\'') return msl_words(t, type, type + strlen(type));
+  const char *close = strchr(type + 1, '\'');
+  if (!close) return msl_words(t, type, type + strlen(type));
+  t.s("'");
+  msl_words(t, type + 1, close);
+  t.s("'");
+  if (!alias && close[1]) t.s(close + 1); // " (vector of 4 'float' values)"
 }
 
 // -fsanitize=alignment found a misaligned access in kernel code.
@@ -369,6 +405,21 @@ void report_misaligned(const char *file, unsigned line, unsigned column, const c
   Text t;
   mbsim::FaultInfo fi;
   auto addr = reinterpret_cast<uintptr_t>(address);
+  if (access == MB_ACCESS_INDEX) {
+    // -fsanitize=array-bounds: `address` is the index.
+    bool known = mbsim::current_fault_info(nullptr, &fi);
+    auto index = static_cast<long>(addr);
+    t.s("kernel '").s(known ? fi.kernel : "?").s("' used index ");
+    if (index < 0) t.s("-").u(static_cast<unsigned long>(-index));
+    else t.u(static_cast<unsigned long>(index));
+    t.s(" of an array of type ");
+    msl_type(t, type); // (quoted by clang)
+    t.s(", outside it, at ").s(base_name(file)).s(":").u(line).s(":").u(column);
+    if (known) where(t, fi);
+    t.s(" — fix: keep the index within the array (on a GPU this reads or writes other "
+        "memory silently)");
+    report_and_exit(t);
+  }
   bool known = mbsim::current_fault_info(address, &fi);
   t.s("kernel '").s(known ? fi.kernel : "?").s("' made a misaligned ");
   t.s(access == MB_ACCESS_STORE ? "store" : "load").s(" of ");

@@ -11,7 +11,7 @@
 #ifndef MB_SIM_ABI_H
 #define MB_SIM_ABI_H
 
-#define MB_SIM_RT_ABI 5
+#define MB_SIM_RT_ABI 6
 #define MB_SIM_MAX_BINDINGS 31 /* [[buffer(0..30)]], [[threadgroup(0..30)]] */
 #define MB_SIM_SIMD_WIDTH 32
 #define MB_SIM_MAX_THREADS 1024
@@ -100,6 +100,9 @@ struct mb_simd_slot {
 /* What kind of access a misaligned-access report is about. */
 #define MB_ACCESS_LOAD 0
 #define MB_ACCESS_STORE 1
+/* An index outside a fixed-size array (thread or threadgroup): `address`
+ * then carries the index, `type` the array's type ("float[8]"). */
+#define MB_ACCESS_INDEX 2
 
 typedef unsigned char *mb_arena_fn(void);
 typedef void mb_barrier_fn(unsigned mem_flags, const mb_cchar *file, unsigned line,
@@ -121,8 +124,9 @@ typedef struct mb_rt {
   mb_barrier_fn *barrier;
   /* A SIMD-group collective: returns when slot->out holds the result. */
   mb_simd_fn *simd;
-  /* A load or store through a pointer not aligned for its type: reports the
-   * fault and never returns. */
+  /* A load or store through a pointer not aligned for its type, or an index
+   * outside a fixed-size array (access MB_ACCESS_INDEX): reports the fault
+   * and never returns. */
   mb_misaligned_fn *misaligned;
   /* thread_index_in_threadgroup of the calling thread (simdgroup_matrix
    * functions need the caller's lane). */

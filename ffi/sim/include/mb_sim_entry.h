@@ -39,6 +39,24 @@ __ubsan_handle_type_mismatch_v1_abort(const __mb_ubsan_mismatch *m, const void *
                            m->check_kind == 1 ? MB_ACCESS_STORE : MB_ACCESS_LOAD);
   __builtin_trap();
 }
+// -fsanitize=array-bounds: an index outside an array of known size (a
+// thread's `float x[8]`, a threadgroup array). A GPU would read or write
+// whatever lies there; the runner reports it instead.
+struct __mb_ubsan_oob {
+  __mb_ubsan_loc loc;
+  const __mb_ubsan_type *array_type;
+  const __mb_ubsan_type *index_type;
+};
+__attribute__((visibility("hidden"), noreturn)) void
+__ubsan_handle_out_of_bounds_abort(const __mb_ubsan_oob *d, unsigned long index) {
+  long i = (long)index;
+  const unsigned info = d->index_type->info;
+  const unsigned bits = 1u << (info >> 1);
+  if ((info & 1) && bits < 64) i = (long)(index << (64 - bits)) >> (64 - bits); // signed
+  mb_kernel_rt->misaligned(d->loc.file, d->loc.line, d->loc.column, d->array_type->name, 0,
+                           (const void *)i, MB_ACCESS_INDEX);
+  __builtin_trap();
+}
 __attribute__((visibility("hidden"), noreturn)) void
 __ubsan_handle_alignment_assumption_abort(const __mb_ubsan_loc *loc, const void *address,
                                           unsigned long alignment, unsigned long) {
