@@ -227,17 +227,18 @@ kernel void coherent_copy(volatile coherent(system) device uint* a [[buffer(0)]]
 
 Deno.test("sim idioms: what is not simulated is refused in one clear line", async () => {
   using sim = await openSim();
-  // Metal Performance Primitives: named, not "file not found"
+  // Metal Performance Primitives beyond matmul2d on cooperative tensors
+  // (tests/sim_mpp.test.ts): named, not "file not found"
   const mpp = await failure(sim.compile(
     `#include <metal_stdlib>
 #include <MetalPerformancePrimitives/MetalPerformancePrimitives.h>
-kernel void mm(device float* o [[buffer(0)]]) { o[0] = 1; }`,
+kernel void mm(device float* o [[buffer(0)]]) { metal::tensor<device float> t(o); }`,
     "mm",
     { source_name: "mm.metal" },
   ));
   assertEquals(mpp.status, "compile");
   assert(
-    /mm\.metal:2[\s\S]*error: "MetalPerformancePrimitives \(Metal 4 tensor ops\) is not supported by the simulator — fix: /
+    /mm\.metal:3:\d+: error: .* is unavailable: metal::tensor \(Metal 4 tensors\) is not simulated — fix: /
       .test(mpp.message),
     mpp.message,
   );
