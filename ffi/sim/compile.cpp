@@ -85,7 +85,8 @@ bool clang_version(const std::string &cxx, const std::string &tmp, int *major, s
   return true;
 }
 
-// Content hash of the regular files directly in `dir` (sorted by name).
+// Content hash of the regular files in `dir` and its folders (sorted by
+// name; MetalPerformancePrimitives/ is a folder of the shim).
 std::string hash_dir(const std::string &dir) {
   std::vector<std::string> names;
   if (DIR *d = opendir(dir.c_str())) {
@@ -98,6 +99,11 @@ std::string hash_dir(const std::string &dir) {
   for (const auto &n : names) {
     std::string path = dir + "/" + n, content;
     struct stat st;
+    if (stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+      h.field(n + "/");
+      h.field(hash_dir(path));
+      continue;
+    }
     if (stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > (8 << 20)) continue;
     if (!read_file(path, &content)) continue;
     h.field(n);

@@ -774,9 +774,9 @@ private:
       add(r.file, r.begin, 1, "::__mb::fpcast<", 2, depth);
       add(r.file, close, 1, ">(", 2, depth);
       add(r.file, r.end, 0, ")", 0, depth);
-    } else {
-      construct(n, depth);
     }
+    // (bfloat(h) and half(b) are the shim's macros: no rewrite here, which
+    // would also catch a failed call such as op.f<half>().)
   }
   // = {a, b, c} -> = ::__mb::vpad(a, b, c); v{a, b} -> v(::__mb::vpad(a, b))
   void short_vector_list(const Json &list, int depth) {
@@ -918,14 +918,33 @@ private:
   }
 
   std::string template_args(const Json &fn) {
+    // The template's parameters, to spell a bool argument as a bool: the
+    // dump gives `true` as the value -1.
+    std::vector<bool> is_bool;
+    if (template_ && template_->get("inner"))
+      for (const Json &p : template_->get("inner")->items) {
+        std::string k = p.str("kind");
+        if (k == "NonTypeTemplateParmDecl") {
+          const Json *t = p.get("type");
+          std::string q = t ? t->str("qualType") : "";
+          is_bool.push_back(q == "bool" || q == "const bool");
+        } else if (k == "TemplateTypeParmDecl" || k == "TemplateTemplateParmDecl") {
+          is_bool.push_back(false);
+        }
+      }
     std::string s;
+    size_t position = 0;
     if (const Json *inner = fn.get("inner"))
       for (const Json &c : inner->items) {
         if (c.str("kind") != "TemplateArgument") continue;
+        bool boolean = position < is_bool.size() && is_bool[position];
+        ++position;
         std::string a;
         if (const Json *t = c.get("type")) a = t->str("qualType");
         else if (const Json *v = c.get("value"))
-          a = v->kind == Json::Bool ? (v->boolean ? "true" : "false") : v->text;
+          a = v->kind == Json::Bool ? (v->boolean ? "true" : "false")
+              : boolean             ? (v->text == "0" ? "false" : "true")
+                                    : v->text;
         if (a.empty()) bad_template_ = true;
         s += (s.empty() ? "" : ", ") + a;
       }
