@@ -348,6 +348,13 @@ public:
       // a vector type (clang would take V(a, b) as a scalar initializer).
       const Json *inner = n.get("inner");
       if (inner && !inner->items.empty()) construct(n, depth);
+    } else if (kind == "VarDecl" && n.str("init") == "list" &&
+               type_text(n).find("vec<") != std::string::npos && !vector_typed(n)) {
+      // metal::vec<T, N> v{0} in a template: once T and N are known, a
+      // short list (the rest zero, as in MSL).
+      if (const Json *inner = n.get("inner"))
+        for (const Json &c : inner->items)
+          if (c.str("kind") == "InitListExpr") short_vector_list(c, depth + 1);
     } else if (kind == "VarDecl" && !n.str("init").empty() && vector_typed(n)) {
       // short2 v(a, b): a vector constructor too.
       direct_vector_init(n, depth);
