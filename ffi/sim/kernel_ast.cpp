@@ -305,6 +305,17 @@ public:
       fn_kernel = kind == "FunctionDecl" &&
                   (has_mark(n, MB_MARK_KERNEL) || !host_name_of(n).empty());
     }
+    if (redundant_redeclaration(n) && in_user_code(n)) {
+      // `constant constexpr const float W<6>::t[8][8];` outside the class: a
+      // redundant redeclaration since C++17, which C++ for OpenCL refuses
+      // (a constant variable without initializer). Dropped.
+      Range r;
+      if (resolve(n, &r) && first_time(r, 'o')) {
+        size_t semi = files_[r.file].text->find(';', r.begin); // through the bounds
+        if (semi != std::string::npos) add(r.file, r.begin, semi - r.begin, "", 2, depth);
+      }
+      return true;
+    }
     if (kind == "GCCAsmStmt" || kind == "MSAsmStmt" || kind == "FileScopeAsmDecl") {
       if (in_user_code(n)) return fail_at(n, "inline assembly is not part of MSL");
     } else if (kind == "VarDecl" && has_mark(n, MB_MARK_THREADGROUP) && !pointer_like(n) &&
@@ -512,7 +523,13 @@ private:
     return out == "i_func" ? "ifunc" : out;
   }
 
+  // The out-of-line redeclaration visit() drops (see there).
+  static bool redundant_redeclaration(const Json &n) {
+    return n.str("kind") == "VarDecl" && n.get("previousDecl") && n.get("parentDeclContextId") &&
+           n.get("constexpr") && n.str("init").empty();
+  }
   bool check_static_var(const Json &n, Scope scope, const std::string &fn) {
+    if (redundant_redeclaration(n)) return true;
     std::string name = n.str("name");
     std::string what = scope == Scope::Function ? "static variable '" + name + "' in function '" +
                                                       fn + "'"
@@ -539,7 +556,8 @@ private:
     bool macro = false;
     const Json *at = bare_of(n.get("loc"), &macro);
     int f = at ? file_of(at) : -1;
-    if (n.str("kind") == "VarDecl" && !name.empty() && f >= 0 && !macro) {
+    // (No initializer: zero-initialized, which is constant.)
+    if (n.str("kind") == "VarDecl" && !name.empty() && f >= 0 && !macro && !n.str("init").empty()) {
       Range r{f, static_cast<size_t>(at->num("offset", 0)), 0};
       r.end = r.begin + static_cast<size_t>(at->num("tokLen", 0));
       const std::string &t = *files_[f].text;
