@@ -329,3 +329,28 @@ kernel void copies(device float* o [[buffer(0)]], constant P& q [[buffer(1)]],
   assertEquals([dp.getFloat32(0, true), dp.getInt32(4, true)], [1.5, 2]);
   assertEquals([dp.getFloat32(8, true), dp.getInt32(12, true)], [4, 5]);
 });
+
+Deno.test("sim: a function as a template argument of function-pointer type (MLX's fft radix steps)", async () => {
+  using sim = await openSim();
+  const src = msl(`
+template <typename T> using RadixFunc = void (*)(thread vec<T, 2>*, thread vec<T, 2>*);
+template <typename T> METAL_FUNC void radix2(thread vec<T, 2>* x, thread vec<T, 2>* y) {
+  y[0] = x[0] + x[1];
+  y[1] = x[0] - x[1];
+}
+template <typename T, int radix, RadixFunc<T> radix_func>
+METAL_FUNC void step(thread vec<T, 2>* in, thread vec<T, 2>* out) { radix_func(in, out); }
+kernel void butterfly(device const float2* x [[buffer(0)]], device float2* o [[buffer(1)]]) {
+  float2 a[2] = {x[0], x[1]};
+  float2 b[2];
+  step<float, 2, radix2<float>>(a, b);
+  o[0] = b[0];
+  o[1] = b[1];
+}`);
+  const x = new Float32Array([1.5, -2, 0.25, 4]);
+  const out = await runKernel(sim, src, "butterfly", [{ index: 0, data: x }, {
+    index: 1,
+    length: 16,
+  }], ONE);
+  assertEquals(Array.from(f32(out.get(1))), [1.75, 2, 1.25, -6]);
+});

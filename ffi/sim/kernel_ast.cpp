@@ -305,6 +305,18 @@ public:
       fn_kernel = kind == "FunctionDecl" &&
                   (has_mark(n, MB_MARK_KERNEL) || !host_name_of(n).empty());
     }
+    if (kind == "NonTypeTemplateParmDecl" && type_text(n).find("(*)") != std::string::npos) {
+      // template <..., RadixFunc<T> f> with a function pointer type (MLX's
+      // fft.h): C++ for OpenCL takes no function as such an argument, but
+      // takes it for a reference to the function type.
+      Range r;
+      bool macro = false;
+      const Json *at = bare_of(n.get("loc"), &macro);
+      if (at && !macro && resolve(n, &r) && file_of(at) == r.file && first_time(r, 'f')) {
+        add(r.file, r.begin, 0, "::__mb::fn_ref<", 1, depth);
+        add(r.file, static_cast<size_t>(at->num("offset", 0)), 0, "> ", 0, depth);
+      }
+    }
     if (redundant_redeclaration(n) && in_user_code(n)) {
       // `constant constexpr const float W<6>::t[8][8];` outside the class: a
       // redundant redeclaration since C++17, which C++ for OpenCL refuses

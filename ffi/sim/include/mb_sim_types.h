@@ -235,6 +235,9 @@ template <class V, class S> __attribute__((always_inline)) constexpr V convert(S
     return __builtin_convertvector(x, V);
   }
 }
+// A function pointer type as a template parameter's: a reference to the
+// function type instead (see the compile step), called the same way.
+template <class P> using fn_ref = __remove_pointer(P) &;
 // reinterpret_cast as MSL has it: across address spaces too (through the
 // address; the CPU has one flat space).
 template <class T, class U> __attribute__((always_inline)) inline T reinterp(U &&x) {
