@@ -191,6 +191,11 @@ std::string entry_file(const std::string &source_file, const KernelAst &ast,
   s += "#include <mb_sim_entry.h>\n#include \"" + source_file + "\"\n";
   for (const std::string &m : macros) s += "#undef " + m + "\n";
   s += "namespace __mbu {\n";
+  // A template kernel named by host_name: its explicit instantiation was
+  // made a declaration (msl_source.cpp); this one is compiled. (The name
+  // without its leading "::", which would continue the decltype.)
+  if (ast.callable.find('<') != std::string::npos)
+    s += "template decltype(" + ast.callable + ") " + ast.callable.substr(2) + ";\n";
   s += "using __mb_F = decltype(&" + ast.callable + ");\n";
   s += "static_assert(::__mb::fn<__mb_F>::arity == " + std::to_string(n) +
        ", \"kernel signature changed between compile passes\");\n";

@@ -195,6 +195,11 @@ bool scan_file(const std::string &src, const ConstantValues &constants, bool *us
         std::string before = prev.kind == Lexer::Ident ? src.substr(prev.begin, prev.end - prev.begin) : "";
         template_attrs = before == "template" || (template_attrs && prev.kind == Lexer::Punct &&
                                                   src[prev.begin] == ']');
+        // `template [[host_name("x")]] ... f<T>;` (MLX instantiates hundreds
+        // of kernels per file): an explicit instantiation *declaration*, so
+        // that only the kernel being built is compiled; the generated glue
+        // instantiates that one (compile.cpp).
+        if (before == "template") edits.push_back({prev.begin, 0, "extern "});
         if (prev.kind == Lexer::Ident) prev_ident = before;
         lx.next(); // the second '['
         continue;
