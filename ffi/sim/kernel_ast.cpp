@@ -366,6 +366,12 @@ public:
     } else if (kind == "ConditionalOperator") {
       const Json *inner = n.get("inner");
       if (inner && inner->items.size() == 3 && vector_typed(inner->items[0])) select(n, depth);
+    } else if (kind == "CompoundAssignOperator" && dependent_typed(n) &&
+               (n.str("opcode") == "+=" || n.str("opcode") == "-=")) {
+      // p += stride in a template (MLX's steel loaders), where the stride
+      // may be an integral_constant: C++ for OpenCL finds no built-in += for
+      // a pointer into an address space and a class operand.
+      compound_pointer_step(n, depth);
     } else if (kind == "CXXUnresolvedConstructExpr") {
       // V(a, b) with V a template parameter: a vector constructor once V is
       // a vector type (clang would take V(a, b) as a scalar initializer).
@@ -382,11 +388,15 @@ public:
       // short2 v(a, b): a vector constructor too.
       direct_vector_init(n, depth);
       // uint4 v = {a, b, c}: the rest zero, as MSL has it (OpenCL refuses).
+      // (A list in a template shows as it is, without a recovery node.)
       if (const Json *inner = n.get("inner"))
-        for (const Json &c : inner->items)
+        for (const Json &c : inner->items) {
           if (c.str("kind") == "RecoveryExpr" && c.get("inner") && !c.get("inner")->items.empty() &&
               c.get("inner")->items[0].str("kind") == "InitListExpr")
             short_vector_list(c.get("inner")->items[0], depth + 1);
+          if (c.str("kind") == "InitListExpr" && short_list(n, c))
+            short_vector_list(c, depth + 1);
+        }
     } else if (kind == "RecoveryExpr") {
       // f({x, y, z}) for a uint3 parameter: clang converts no brace list to
       // a vector argument; a list that converts to any vector type does.
@@ -751,6 +761,22 @@ private:
     add(r.file, r.begin, 0, open, 1, depth);
     add(r.file, r.end, 0, close, 0, depth);
   }
+  // p += x -> ::__mb::step_by(p, x, 1); p -= x -> ::__mb::step_by(p, x, -1)
+  // (only a named variable on the left: the helper takes it by reference)
+  void compound_pointer_step(const Json &n, int depth) {
+    const Json *inner = n.get("inner");
+    if (!inner || inner->items.size() != 2 || inner->items[0].str("kind") != "DeclRefExpr") return;
+    Range whole, lhs, rhs;
+    if (!resolve(n, &whole) || !resolve(inner->items[0], &lhs) || !resolve(inner->items[1], &rhs) ||
+        lhs.file != whole.file || rhs.file != whole.file || !first_time(whole, 'a'))
+      return;
+    const std::string &t = *files_[whole.file].text;
+    size_t op = t.find(n.str("opcode"), lhs.end);
+    if (op == std::string::npos || op + 2 > rhs.begin) return;
+    add(whole.file, lhs.begin, 0, "::__mb::step_by(", 1, depth);
+    add(whole.file, op, 2, ",", 2, depth);
+    add(whole.file, rhs.end, 0, n.str("opcode") == "+=" ? ", 1)" : ", -1)", 0, depth);
+  }
   // V(a, b) -> ::__mb::construct<V>(a, b)
   void construct(const Json &n, int depth) {
     Range r;
@@ -814,6 +840,15 @@ private:
     }
     // (bfloat(h) and half(b) are the shim's macros: no rewrite here, which
     // would also catch a failed call such as op.f<half>().)
+  }
+  // Fewer initializers than the vector type's components.
+  static bool short_list(const Json &var, const Json &list) {
+    std::string t = type_text(var);
+    size_t at = t.find("ext_vector_type(");
+    if (at == std::string::npos) return false;
+    int n = std::atoi(t.c_str() + at + 16);
+    const Json *items = list.get("inner");
+    return n > 0 && (!items || static_cast<int>(items->items.size()) < n);
   }
   // = {a, b, c} -> = ::__mb::vpad(a, b, c); v{a, b} -> v(::__mb::vpad(a, b))
   void short_vector_list(const Json &list, int depth) {

@@ -235,6 +235,17 @@ template <class V, class S> __attribute__((always_inline)) constexpr V convert(S
     return __builtin_convertvector(x, V);
   }
 }
+// p += x and p -= x as the compile step writes them in templates: a class
+// operand (an integral_constant) converted first, which C++ for OpenCL
+// misses for a pointer into an address space; anything else unchanged.
+template <class A, class B> __attribute__((always_inline)) inline A &step_by(A &a, B &&b, int sign) {
+  if constexpr (__is_pointer(A) && __is_class(clean<B>)) {
+    const long n = static_cast<long>(b);
+    return a = sign > 0 ? a + n : a - n;
+  } else {
+    return sign > 0 ? (a += b) : (a -= b);
+  }
+}
 // A function pointer type as a template parameter's: a reference to the
 // function type instead (see the compile step), called the same way.
 template <class P> using fn_ref = __remove_pointer(P) &;
