@@ -277,7 +277,7 @@ std::string user_paths(std::string text) {
 }
 
 CompileResult fail(int status, std::string message, const std::string &tmp) {
-  if (!tmp.empty()) remove_tree(tmp);
+  if (!tmp.empty() && !std::getenv("MB_SIM_KEEP_BUILD")) remove_tree(tmp); // kept: debugging
   CompileResult r;
   r.status = status;
   r.message = std::move(message);

@@ -366,12 +366,23 @@ public:
     } else if (kind == "ConditionalOperator") {
       const Json *inner = n.get("inner");
       if (inner && inner->items.size() == 3 && vector_typed(inner->items[0])) select(n, depth);
-    } else if (kind == "CompoundAssignOperator" && dependent_typed(n) &&
-               (n.str("opcode") == "+=" || n.str("opcode") == "-=")) {
+    } else if (kind == "CompoundAssignOperator" &&
+               (n.str("opcode") == "+=" || n.str("opcode") == "-=") &&
+               n.get("computeLHSType") &&
+               n.get("computeLHSType")->str("qualType") == "<dependent type>") {
       // p += stride in a template (MLX's steel loaders), where the stride
       // may be an integral_constant: C++ for OpenCL finds no built-in += for
       // a pointer into an address space and a class operand.
-      compound_pointer_step(n, depth);
+      compound_pointer_step(n, depth, 0);
+    } else if (kind == "CXXOperatorCallExpr" && dependent_typed(n) && n.get("inner") &&
+               n.get("inner")->items.size() == 3) {
+      // The same, where operator+= templates are in scope (MLX's complex.h):
+      // clang keeps the call unresolved.
+      const Json &callee = n.get("inner")->items[0];
+      std::string name = callee.str("name");
+      if (callee.str("kind") == "UnresolvedLookupExpr" &&
+          (name == "operator+=" || name == "operator-="))
+        compound_pointer_step(n, depth, 1, name.substr(8));
     } else if (kind == "CXXUnresolvedConstructExpr") {
       // V(a, b) with V a template parameter: a vector constructor once V is
       // a vector type (clang would take V(a, b) as a scalar initializer).
@@ -763,19 +774,23 @@ private:
   }
   // p += x -> ::__mb::step_by(p, x, 1); p -= x -> ::__mb::step_by(p, x, -1)
   // (only a named variable on the left: the helper takes it by reference)
-  void compound_pointer_step(const Json &n, int depth) {
+  void compound_pointer_step(const Json &n, int depth, size_t first, std::string opcode = "") {
+    if (opcode.empty()) opcode = n.str("opcode");
     const Json *inner = n.get("inner");
-    if (!inner || inner->items.size() != 2 || inner->items[0].str("kind") != "DeclRefExpr") return;
+    if (!inner || inner->items.size() != first + 2 ||
+        inner->items[first].str("kind") != "DeclRefExpr")
+      return;
     Range whole, lhs, rhs;
-    if (!resolve(n, &whole) || !resolve(inner->items[0], &lhs) || !resolve(inner->items[1], &rhs) ||
-        lhs.file != whole.file || rhs.file != whole.file || !first_time(whole, 'a'))
+    if (!resolve(n, &whole) || !resolve(inner->items[first], &lhs) ||
+        !resolve(inner->items[first + 1], &rhs) || lhs.file != whole.file ||
+        rhs.file != whole.file || !first_time(whole, 'a'))
       return;
     const std::string &t = *files_[whole.file].text;
-    size_t op = t.find(n.str("opcode"), lhs.end);
+    size_t op = t.find(opcode, lhs.end);
     if (op == std::string::npos || op + 2 > rhs.begin) return;
     add(whole.file, lhs.begin, 0, "::__mb::step_by(", 1, depth);
     add(whole.file, op, 2, ",", 2, depth);
-    add(whole.file, rhs.end, 0, n.str("opcode") == "+=" ? ", 1)" : ", -1)", 0, depth);
+    add(whole.file, rhs.end, 0, opcode == "+=" ? ", 1)" : ", -1)", 0, depth);
   }
   // V(a, b) -> ::__mb::construct<V>(a, b)
   void construct(const Json &n, int depth) {
@@ -846,6 +861,7 @@ private:
     std::string t = type_text(var);
     size_t at = t.find("ext_vector_type(");
     if (at == std::string::npos) return false;
+    if (!std::isdigit(static_cast<unsigned char>(t[at + 16]))) return true; // N from a template
     int n = std::atoi(t.c_str() + at + 16);
     const Json *items = list.get("inner");
     return n > 0 && (!items || static_cast<int>(items->items.size()) < n);
