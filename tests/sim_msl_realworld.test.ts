@@ -354,3 +354,36 @@ kernel void butterfly(device const float2* x [[buffer(0)]], device float2* o [[b
   }], ONE);
   assertEquals(Array.from(f32(out.get(1))), [1.75, 2, 1.25, -6]);
 });
+
+Deno.test("sim: pointer steps by an integral_constant in templates (MLX's steel loaders)", async () => {
+  using sim = await openSim();
+  const src = msl(`
+template <typename T, T v> struct ic {
+  static constexpr constant T value = v;
+  METAL_FUNC constexpr operator T() const thread noexcept { return value; }
+};
+template <int v> using Int = ic<int, v>;
+// operator+= templates in scope make clang keep p += s unresolved
+template <typename T> struct cx { T re; };
+template <typename T> cx<T>& operator+=(thread cx<T>& a, cx<T> b) { a.re += b.re; return a; }
+template <typename P, typename S>
+METAL_FUNC float gather(P src, S stride, int n) {
+  float sum = 0;
+  for (int i = 0; i < n; i++) {
+    sum += float(src[0]) * float(i + 1);
+    src += stride;
+  }
+  src -= stride;
+  return sum + float(src[0]) * 0.0f;
+}
+kernel void steps(device const half* x [[buffer(0)]], device float* o [[buffer(1)]]) {
+  o[0] = gather(x, Int<2>{}, 4);
+  o[1] = gather(x + 1, 3, 2);
+}`);
+  const x = [1, 2, 3, 4, 5, 6, 7, 8];
+  const out = await runKernel(sim, src, "steps", [
+    { index: 0, data: Uint16Array.from(x, (v) => halfBits(v)) },
+    { index: 1, length: 8 },
+  ], ONE);
+  assertEquals(Array.from(f32(out.get(1))), [1 * 1 + 3 * 2 + 5 * 3 + 7 * 4, 2 * 1 + 5 * 2]);
+});
