@@ -238,8 +238,8 @@ template <class V, class S> __attribute__((always_inline)) constexpr V convert(S
 // p += x and p -= x as the compile step writes them in templates: a class
 // operand (an integral_constant) converted first, which C++ for OpenCL
 // misses for a pointer into an address space; anything else unchanged.
-template <class A, class B> __attribute__((always_inline)) inline A &step_by(A &a, B &&b, int sign) {
-  if constexpr (__is_pointer(A) && __is_class(clean<B>)) {
+template <class A, class B> __attribute__((always_inline)) inline A &step_by(A &a, B b, int sign) {
+  if constexpr (__is_pointer(A) && __is_class(B)) {
     const long n = static_cast<long>(b);
     return a = sign > 0 ? a + n : a - n;
   } else {
