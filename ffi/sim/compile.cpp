@@ -172,6 +172,45 @@ std::vector<std::string> common_flags(const Compiler &c, const CompileRequest &r
   return f;
 }
 
+// The shim, precompiled: parsing it is most of a small kernel's compile.
+// One PCH per set of language flags (clang refuses a PCH whose -O2, -fPIC or
+// sanitizers differ from the compile's), built once from our own headers
+// and kept in the cache; "" when it cannot be built (then -include it is).
+std::string shim_pch(const Compiler &c, const CompileRequest &req,
+                     const std::vector<std::string> &pass) {
+  std::vector<std::string> f = common_flags(c, req, {});
+  for (size_t i = 0; i + 1 < f.size(); ++i)
+    if (f[i] == "-include") f.erase(f.begin() + static_cast<long>(i), f.begin() + static_cast<long>(i) + 2);
+  f.insert(f.end(), pass.begin(), pass.end());
+  Sha256 key;
+  for (const std::string &x : f) key.field(x);
+  key.field(c.version);
+  key.field(c.shim_hash);
+  const std::string dir = c.cache_dir + "/pch", path = dir + "/" + key.hex() + ".pch";
+  if (access(path.c_str(), R_OK) == 0) return path;
+  if (!mkdirs(dir)) return "";
+  std::string tmp = dir + "/build-XXXXXX";
+  if (!mkdtemp(&tmp[0])) return "";
+  f.insert(f.end(), {"-x", "clcpp", "-c", "-Xclang", "-emit-pch", "-o", tmp + "/shim.pch",
+                     c.shim_dir + "/metal_stdlib"});
+  std::vector<std::string> readable = c.toolchain;
+  readable.push_back(c.shim_dir);
+  ProcessResult r = run_confined(c.sandbox, ConfinePlan{readable, tmp}, c.bwrap, f, tmp,
+                                 tmp + "/out", tmp + "/err", c.timeout_ms);
+  // Two processes may build it at once: rename is atomic.
+  bool ok = r.started && !r.timed_out && r.exit_code == 0 &&
+            rename((tmp + "/shim.pch").c_str(), path.c_str()) == 0;
+  remove_tree(tmp);
+  return ok ? path : "";
+}
+
+// -include the shim -> -include-pch its PCH.
+void use_pch(std::vector<std::string> *argv, const std::string &pch) {
+  if (pch.empty()) return;
+  for (size_t i = 0; i + 1 < argv->size(); ++i)
+    if ((*argv)[i] == "-include") (*argv)[i] = "-include-pch", (*argv)[i + 1] = pch;
+}
+
 // The user's code goes into namespace __mbu (one line of ours, then a
 // #line so that messages keep the user's lines).
 std::string wrap_source(const std::string &text, const std::string &name) {
@@ -701,6 +740,7 @@ CompileResult compile_kernel(const Compiler &c, const CompileRequest &req) {
   // Every clang run: confined to the toolchain, the shim and this folder.
   std::vector<std::string> readable = c.toolchain;
   readable.push_back(c.shim_dir);
+  readable.push_back(c.cache_dir + "/pch"); // the shim, precompiled (shim_pch)
   const ConfinePlan plan{readable, tmp};
   const DiagnosticScope scope{tmp, c.shim_dir};
   // Each run lists the files it read (-MD): messages of a run that read a
@@ -714,6 +754,9 @@ CompileResult compile_kernel(const Compiler &c, const CompileRequest &req) {
     std::string text, deps;
     read_file(tmp + "/" + errf, &text);
     read_file(tmp + "/" + errf + ".d", &deps);
+    // the precompiled shim is the shim
+    for (size_t at; (at = deps.find(c.cache_dir + "/pch/")) != std::string::npos;)
+      deps.erase(at, deps.find_first_of(" \n\\", at) - at);
     return trim(clean_diagnostics(text, scope, read_outside(deps, scope)));
   };
 
@@ -721,7 +764,9 @@ CompileResult compile_kernel(const Compiler &c, const CompileRequest &req) {
   // that is MSL but not C++ as written (a vector comparison assigned to a
   // boolN) fails here yet dumps its AST with the parts in question intact:
   // the edits then make it C++, which pass 1b checks.
+  const std::string check_pch = shim_pch(c, req, {});
   std::vector<std::string> argv = common_flags(c, req, pre.defines);
+  use_pch(&argv, check_pch);
   argv.insert(argv.end(), {"-x", "clcpp", "-fsyntax-only", "-ferror-limit=0", "-Xclang",
                            "-ast-dump=json", "-Xclang", "-ast-dump-filter=__mbu", name});
   ProcessResult r = run_clang(argv, "ast.json", "ast.err");
@@ -767,6 +812,7 @@ CompileResult compile_kernel(const Compiler &c, const CompileRequest &req) {
   if (r.exit_code != 0) {
     // Pass 1b: the edited source must compile now.
     argv = common_flags(c, req, pre.defines);
+    use_pch(&argv, check_pch);
     argv.insert(argv.end(), {"-x", "clcpp", "-fsyntax-only", name});
     r = run_clang(argv, "check.out", "check.err");
     res.compiler_runs++;
@@ -777,15 +823,19 @@ CompileResult compile_kernel(const Compiler &c, const CompileRequest &req) {
   // Pass 2: the edited sources plus the entry glue, as a shared object.
   if (!write_file(tmp + "/__mb_entry.cpp", entry_file(name, ast, defined_macros(pre.texts))))
     return fail(MB_E_COMPILE, "cannot write the build folder " + tmp, tmp);
+  const std::vector<std::string> codegen = {
+      "-O2", "-fPIC", "-fvisibility=hidden",
+      // misaligned loads and stores report through the runner
+      "-fsanitize=alignment", "-fno-sanitize-recover=alignment",
+      // an index outside a fixed-size array (a thread's float x[8])
+      "-fsanitize=array-bounds", "-fno-sanitize-recover=array-bounds"};
   argv = common_flags(c, req, pre.defines);
+  use_pch(&argv, shim_pch(c, req, codegen));
+  argv.insert(argv.end(), codegen.begin(), codegen.end());
   argv.insert(argv.end(),
-              {"-O2", "-fPIC", "-shared", "-fvisibility=hidden", "-nostdlib++",
+              {"-shared", "-nostdlib++",
                // loading the kernel must run none of its code (see elf_check.h)
                "-nostartfiles",
-               // misaligned loads and stores report through the runner
-               "-fsanitize=alignment", "-fno-sanitize-recover=alignment",
-               // an index outside a fixed-size array (a thread's float x[8])
-               "-fsanitize=array-bounds", "-fno-sanitize-recover=array-bounds",
                "-Wl,--no-undefined", "-Wl,-z,noexecstack",
                // what the loader relocates becomes read-only: writable memory
                // is then only .data/.bss, which elf_check.h checks
