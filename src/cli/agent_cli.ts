@@ -3,44 +3,27 @@
  * implementation (the loop, the LLM SDKs) is imported only when an agent
  * command runs, so `metalbench relu` does not pay for loading it.
  */
-import { Command, Option } from "@commander-js/extra-typings";
+import { Command, Option, type OptionValues } from "@commander-js/extra-typings";
 import { EXIT_CODES_HELP } from "./exit_codes.ts";
 import { intOption, secondsOption } from "./options.ts";
 import { SIZE_NAMES } from "../registry/schema.ts";
+import type { ProviderFlags } from "./agent_command.ts";
 
-/** `metalbench agent`, with `agent history` and `agent plot`, for main.ts to add. */
-export function agentCli(setExit: (code: number) => void) {
-  const agent = new Command("agent")
-    .description(
-      "Agent Steel: profile, rewrite, verify and keep or revert a kernel with an LLM, round after round",
-    )
-    .argument("[kernels...]", "kernels to optimize (relu or relu,softmax)")
-    .option(
-      "--loop",
-      "run rounds until --max-rounds, --patience or the token budget (default: one round)",
-    )
-    .option("--max-rounds <n>", "rounds this run (default 5 with --loop)", intOption(1, 10_000))
-    .option(
-      "--patience <k>",
-      "stop after k rounds in a row without a gain (default 3)",
-      intOption(1, 10_000),
-    )
-    .option(
-      "--candidates <k>",
-      "candidates written in parallel each round (default 2)",
-      intOption(1, 64),
-    )
-    .option(
-      "--retries <n>",
-      "retries of a candidate fed back its error (default 4)",
-      intOption(0, 20),
-    )
-    .option("--parallel <n>", "kernels optimized at once (default 1)", intOption(1, 64))
-    .option("--no-diagnosis", "skip the LLM's diagnosis of the profile facts")
-    .option("--resume", "continue the kernel's lineage from its AttemptDB")
-    .option("--rebaseline", "continue the lineage from the kernel file as it is (a new baseline)")
-    .option("--wait", "wait for a lineage another process holds instead of stopping")
-    .option("--json", "print events on stdout, one JSON object a line")
+/**
+ * The LLM provider's options, shared by `metalbench agent`, `welder` and
+ * `import`: one set of names, parsers and help. Typed by their signature
+ * (ProviderFlags): commander's typed chain over a generic command does not
+ * finish type checking.
+ */
+export function withProviderOptions<
+  // deno-lint-ignore no-explicit-any
+  Args extends any[],
+  Opts extends OptionValues,
+  GlobalOpts extends OptionValues,
+>(command: Command<Args, Opts, GlobalOpts>): Command<Args, Opts & ProviderFlags, GlobalOpts> {
+  // deno-lint-ignore no-explicit-any
+  const cmd = command as any;
+  return cmd
     .addOption(
       new Option("--provider <name>", "the LLM (default openai, or METALBENCH_PROVIDER)").choices(
         ["openai", "anthropic", "openai-compatible", "command"] as const,
@@ -70,7 +53,43 @@ export function agentCli(setExit: (code: number) => void) {
     )
     .addOption(new Option("--stream <mode>", "stream replies (auto: long ones)").choices(
       ["auto", "always", "never"] as const,
-    ))
+    ));
+}
+
+/** `metalbench agent`, with `agent history` and `agent plot`, for main.ts to add. */
+export function agentCli(setExit: (code: number) => void) {
+  const options = new Command("agent")
+    .description(
+      "Agent Steel: profile, rewrite, verify and keep or revert a kernel with an LLM, round after round",
+    )
+    .argument("[kernels...]", "kernels to optimize (relu or relu,softmax)")
+    .option(
+      "--loop",
+      "run rounds until --max-rounds, --patience or the token budget (default: one round)",
+    )
+    .option("--max-rounds <n>", "rounds this run (default 5 with --loop)", intOption(1, 10_000))
+    .option(
+      "--patience <k>",
+      "stop after k rounds in a row without a gain (default 3)",
+      intOption(1, 10_000),
+    )
+    .option(
+      "--candidates <k>",
+      "candidates written in parallel each round (default 2)",
+      intOption(1, 64),
+    )
+    .option(
+      "--retries <n>",
+      "retries of a candidate fed back its error (default 4)",
+      intOption(0, 20),
+    )
+    .option("--parallel <n>", "kernels optimized at once (default 1)", intOption(1, 64))
+    .option("--no-diagnosis", "skip the LLM's diagnosis of the profile facts")
+    .option("--resume", "continue the kernel's lineage from its AttemptDB")
+    .option("--rebaseline", "continue the lineage from the kernel file as it is (a new baseline)")
+    .option("--wait", "wait for a lineage another process holds instead of stopping")
+    .option("--json", "print events on stdout, one JSON object a line");
+  const agent = withProviderOptions(options)
     .addOption(new Option("--backend <backend>").choices(["metal", "sim"] as const))
     .addOption(new Option("--size <size>").choices(SIZE_NAMES))
     .option(

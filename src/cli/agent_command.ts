@@ -43,7 +43,21 @@ export const DEFAULT_MODELS: Partial<Record<ProviderName, string>> = {
   anthropic: "claude-sonnet-4-5",
 };
 
-export interface AgentFlags {
+/** The LLM provider's flags, shared by `metalbench agent`, `welder` and `import`. */
+export interface ProviderFlags {
+  provider?: string;
+  model?: string;
+  baseUrl?: string;
+  apiKeyEnv?: string;
+  command?: string;
+  maxTokens?: number;
+  maxTokensTotal?: number;
+  llmTimeout?: number;
+  llmRetries?: number;
+  stream?: StreamMode;
+}
+
+export interface AgentFlags extends ProviderFlags {
   loop?: true;
   maxRounds?: number;
   patience?: number;
@@ -55,16 +69,6 @@ export interface AgentFlags {
   rebaseline?: true;
   wait?: true;
   json?: true;
-  provider?: string;
-  model?: string;
-  baseUrl?: string;
-  apiKeyEnv?: string;
-  command?: string;
-  maxTokens?: number;
-  maxTokensTotal?: number;
-  llmTimeout?: number;
-  llmRetries?: number;
-  stream?: StreamMode;
   backend?: "metal" | "sim";
   size?: SizeName;
   warmup?: number;
@@ -264,7 +268,7 @@ function findProblem(problems: Map<string, Problem>, name: string): Problem {
   );
 }
 
-export function openAgentProvider(f: AgentFlags) {
+export function openAgentProvider(f: ProviderFlags) {
   const name = (f.provider ?? Deno.env.get("METALBENCH_PROVIDER") ?? "openai") as ProviderName;
   if (!PROVIDER_NAMES.includes(name)) {
     throw new CliError(

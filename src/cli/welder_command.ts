@@ -8,6 +8,7 @@ import { EXIT_CODES_HELP } from "./exit_codes.ts";
 import { intOption, secondsOption } from "./options.ts";
 import { PROBLEM_SETS } from "../registry/schema.ts";
 import type { WelderFlags } from "../welder/command.ts";
+import { withProviderOptions } from "./agent_cli.ts";
 
 /**
  * The LLM and benchmark options the Welder shares with `metalbench agent`
@@ -18,30 +19,18 @@ import type { WelderFlags } from "../welder/command.ts";
 export function withWeldOptions<T extends Command<any, any>>(command: T): T {
   // deno-lint-ignore no-explicit-any
   const cmd = command as any;
-  cmd
-    .option("--retries <n>", "retries of a stage fed back its error (default 2)", intOption(0, 20))
-    .option("--loop", "hand each welded kernel to Agent Steel (metalbench agent --loop)")
-    .option("--max-rounds <n>", "with --loop: rounds (default 5)", intOption(1, 10_000))
-    .option("--patience <k>", "with --loop: rounds without a gain before stopping", intOption(1))
-    .option("--candidates <k>", "with --loop: candidates per round", intOption(1, 64))
-    .addOption(
-      new Option("--provider <name>", "the LLM (default openai, or METALBENCH_PROVIDER)").choices(
-        ["openai", "anthropic", "openai-compatible", "command"] as const,
-      ),
-    )
-    .option("--model <name>", "the model (default per provider, or METALBENCH_MODEL)")
-    .option("--base-url <url>", "the server (openai-compatible: required)")
-    .option("--api-key-env <NAME>", "the variable holding the key")
-    .option("--command <program>", "provider command: the program that reads the prompt on stdin")
-    .option("--max-tokens <n>", "largest reply per call (default 8192)", intOption(1, 1_000_000))
-    .option(
-      "--max-tokens-total <n>",
-      "tokens for the whole run; a clean stop when spent",
-      intOption(1),
-    )
-    .option("--llm-timeout <seconds>", "time limit of one LLM call (default 600)", secondsOption)
-    .option("--llm-retries <n>", "retries of a failed LLM call (default 2)", intOption(0, 20))
-    .addOption(new Option("--stream <mode>").choices(["auto", "always", "never"] as const))
+  withProviderOptions(
+    cmd
+      .option(
+        "--retries <n>",
+        "retries of a stage fed back its error (default 2)",
+        intOption(0, 20),
+      )
+      .option("--loop", "hand each welded kernel to Agent Steel (metalbench agent --loop)")
+      .option("--max-rounds <n>", "with --loop: rounds (default 5)", intOption(1, 10_000))
+      .option("--patience <k>", "with --loop: rounds without a gain before stopping", intOption(1))
+      .option("--candidates <k>", "with --loop: candidates per round", intOption(1, 64)),
+  )
     .addOption(new Option("--backend <backend>").choices(["metal", "sim"] as const))
     .option("--timeout <ms>", "per-dispatch time limit (simulator)", intOption(1))
     .option(

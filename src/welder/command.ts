@@ -6,11 +6,16 @@
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { defaultBackend } from "../backend/select.ts";
-import { agentCommand, type AgentFlags, openAgentProvider } from "../cli/agent_command.ts";
+import {
+  agentCommand,
+  type AgentFlags,
+  openAgentProvider,
+  type ProviderFlags,
+} from "../cli/agent_command.ts";
 import { CliError, EXIT } from "../cli/exit_codes.ts";
 import { errorToExit, printError } from "../cli/errors.ts";
 import { ProviderError, TokenBudget, withBudget } from "../agent/providers/provider.ts";
-import type { ChatProvider, StreamMode } from "../agent/providers/provider.ts";
+import type { ChatProvider } from "../agent/providers/provider.ts";
 import { KEY_VARIABLES } from "../agent/providers/command.ts";
 import { listenForStop, STOP_SIGNALS } from "../agent/loop/signals.ts";
 import { DEFAULT_REFERENCE_TIMEOUT_S } from "../bench/reference_mlx.ts";
@@ -19,24 +24,14 @@ import type { ProblemSet } from "../registry/schema.ts";
 import { chooseWorkspace, type Workspace } from "../registry/workspace.ts";
 import { STAGE_NAMES, WeldFailure } from "./failure.ts";
 import { registryFileOf } from "./staging.ts";
-import { weld, type WeldResult } from "./weld.ts";
+import { weld, type WeldOptions, type WeldResult } from "./weld.ts";
 
-export interface WeldFlags {
+export interface WeldFlags extends ProviderFlags {
   retries?: number;
   loop?: true;
   maxRounds?: number;
   patience?: number;
   candidates?: number;
-  provider?: string;
-  model?: string;
-  baseUrl?: string;
-  apiKeyEnv?: string;
-  command?: string;
-  maxTokens?: number;
-  maxTokensTotal?: number;
-  llmTimeout?: number;
-  llmRetries?: number;
-  stream?: StreamMode;
   backend?: "metal" | "sim";
   timeout?: number;
   referenceTimeout?: number;
@@ -123,7 +118,26 @@ export function heldSecrets(apiKeyEnv?: string): string[] {
 /** The provider, with the run's token budget. */
 export function weldProvider(f: WeldFlags): { provider: ChatProvider; budget: TokenBudget } {
   const budget = new TokenBudget(f.maxTokensTotal);
-  return { provider: withBudget(openAgentProvider(agentFlags(f)), budget), budget };
+  return { provider: withBudget(openAgentProvider(f), budget), budget };
+}
+
+/** What a weld is given: one problem's own parts, and the rest from the flags. */
+export function weldOptions(
+  f: WeldFlags,
+  problem: Pick<
+    WeldOptions,
+    "name" | "set" | "description" | "reference" | "workspace" | "provider" | "signal" | "log"
+  >,
+): WeldOptions {
+  return {
+    ...problem,
+    backend: f.backend ?? defaultBackend(),
+    maxTokens: f.maxTokens ?? 8192,
+    attempts: (f.retries ?? 2) + 1,
+    referenceTimeoutS: f.referenceTimeout ?? DEFAULT_REFERENCE_TIMEOUT_S,
+    timeoutMs: f.timeout,
+    secrets: heldSecrets(f.apiKeyEnv),
+  };
 }
 
 /** The exit code and line of an error that ended a weld (the workspace is unchanged either way). */
@@ -161,22 +175,16 @@ export async function welderCommand(name: string, f: WelderFlags): Promise<numbe
   using stop = listenForStop(() => {});
   let result: WeldResult;
   try {
-    result = await weld({
+    result = await weld(weldOptions(f, {
       name,
       set,
       description: f.description.trim(),
       reference,
       workspace: ws,
-      backend: f.backend ?? defaultBackend(),
       provider,
-      maxTokens: f.maxTokens ?? 8192,
-      attempts: (f.retries ?? 2) + 1,
-      referenceTimeoutS: f.referenceTimeout ?? DEFAULT_REFERENCE_TIMEOUT_S,
-      timeoutMs: f.timeout,
-      secrets: heldSecrets(f.apiKeyEnv),
       signal: stop.signal,
       log: f.json ? () => {} : (line) => console.error(`metalbench: ${name}: ${line}`),
-    });
+    }));
   } catch (e) {
     if (stop.received) return STOP_SIGNALS[stop.received];
     return weldError(name, e);

@@ -8,6 +8,7 @@ import type { ChatMessage, ChatProvider } from "../agent/providers/provider.ts";
 import type { TranscriptCall } from "../agent/attempts/transcripts.ts";
 import type { Verdict } from "../agent/attempts/schema.ts";
 import { type Stage, WeldFailure } from "./failure.ts";
+import type { Parsed } from "./reply.ts";
 
 export type Checked<T> =
   | { ok: true; value: T; verdict: Verdict; reason: string }
@@ -19,6 +20,20 @@ export type Checked<T> =
     feedback: string;
     verdict: Verdict;
   };
+
+/** Check what a reply holds; one that does not parse is rejected, the parser's reason fed back. */
+export function checkParsed<P, T>(
+  parse: (reply: string) => Parsed<P>,
+  check: (value: P) => Promise<Checked<T>>,
+): (reply: string) => Promise<Checked<T>> {
+  return async (reply) => {
+    const parsed = parse(reply);
+    if (!parsed.ok) {
+      return { ok: false, verdict: "rejected", reason: parsed.reason, feedback: parsed.reason };
+    }
+    return await check(parsed.value);
+  };
+}
 
 export interface Turn<T> {
   retry: number;

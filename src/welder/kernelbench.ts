@@ -11,8 +11,6 @@
  */
 import { basename, join, resolve } from "node:path";
 import { z } from "zod";
-import { defaultBackend } from "../backend/select.ts";
-import { DEFAULT_REFERENCE_TIMEOUT_S } from "../bench/reference_mlx.ts";
 import { agentCommand } from "../cli/agent_command.ts";
 import { CliError, EXIT } from "../cli/exit_codes.ts";
 import { errorToExit, printError } from "../cli/errors.ts";
@@ -25,9 +23,9 @@ import { sha256Hex } from "../util/hash.ts";
 import { oneLine, WeldFailure } from "./failure.ts";
 import {
   agentFlags,
-  heldSecrets,
   nameTaken,
   type WeldFlags,
+  weldOptions,
   weldProvider,
   writableWorkspace,
 } from "./command.ts";
@@ -191,22 +189,16 @@ async function run(
         say(`${file} → ${name}: welding`);
         try {
           provider ??= weldProvider(f).provider;
-          const r = await weld({
+          const r = await weld(weldOptions(f, {
             name,
             set,
             description: "",
             reference: path,
             workspace: ws,
-            backend: f.backend ?? defaultBackend(),
             provider,
-            maxTokens: f.maxTokens ?? 8192,
-            attempts: (f.retries ?? 2) + 1,
-            referenceTimeoutS: f.referenceTimeout ?? DEFAULT_REFERENCE_TIMEOUT_S,
-            timeoutMs: f.timeout,
-            secrets: heldSecrets(f.apiKeyEnv),
             signal: stop.signal,
             log: (line) => say(`${name}: ${line}`),
-          });
+          }));
           outcome = {
             ...base,
             status: "imported",

@@ -7,14 +7,14 @@
  * a polish is a new baseline after the lineage's last round.
  */
 import { AttemptDB } from "../agent/attempts/db.ts";
+import { attemptEntry } from "../agent/attempts/entry.ts";
 import {
   type AttemptBench,
   type AttemptEntry,
   newAttemptId,
   type Verdict,
 } from "../agent/attempts/schema.ts";
-import { type TranscriptCall, writeTranscript } from "../agent/attempts/transcripts.ts";
-import { sha256Hex } from "../util/hash.ts";
+import type { TranscriptCall } from "../agent/attempts/transcripts.ts";
 
 export interface AttemptParts {
   round: number;
@@ -48,35 +48,11 @@ export class WeldRecorder {
   }
 
   async record(a: AttemptParts): Promise<AttemptEntry> {
-    const id = newAttemptId(this.kernel, a.round, a.candidate, a.retry);
-    const transcript = a.calls.length
-      ? await writeTranscript(this.root, id, { calls: a.calls }, { redact: this.secrets })
-      : null;
-    const entry: AttemptEntry = {
-      version: 1,
-      id,
+    const entry = await attemptEntry(this, {
+      ...a,
+      id: newAttemptId(this.kernel, a.round, a.candidate, a.retry),
       parentId: this.#last?.id ?? null,
-      kernel: this.kernel,
-      bucket: this.bucket,
-      round: a.round,
-      candidate: a.candidate,
-      retry: a.retry,
-      time: new Date().toISOString(),
-      provider: this.provider.name,
-      model: this.provider.model,
-      technique: a.technique,
-      source: a.source,
-      sourceSha256: await sha256Hex(a.source),
-      profile: a.profile ?? null,
-      bench: a.bench ?? null,
-      correctness: a.correctness ?? null,
-      verdict: a.verdict,
-      reason: a.reason,
-      deltaPct: null,
-      plausible: a.plausible ?? null,
-      tokens: a.tokens,
-      transcript,
-    };
+    });
     await this.db.append(entry);
     this.#last = entry;
     return entry;

@@ -17,7 +17,7 @@ import { functionNamesOf, registryEntryText } from "../agent/optimizer/context.t
 import { benchOf } from "../agent/loop/agent_steps.ts";
 import type { ProblemSet } from "../registry/schema.ts";
 import type { Workspace } from "../registry/workspace.ts";
-import { converse } from "./converse.ts";
+import { checkParsed, converse } from "./converse.ts";
 import { oneLine } from "./failure.ts";
 import { fillWelderPrompt } from "./prompts.ts";
 import { WeldRecorder } from "./record.ts";
@@ -121,9 +121,16 @@ export async function weld(o: WeldOptions): Promise<WeldResult> {
       seed,
       referenceTimeoutMs: o.referenceTimeoutS * 1000,
     };
+    // What both stages ask with.
+    const asking = {
+      provider: timed,
+      maxTokens: o.maxTokens,
+      attempts: o.attempts,
+      signal: o.signal,
+    };
     const stage1: Stage1Value = await converse<Stage1Value>({
       stage: 1,
-      provider: timed,
+      ...asking,
       system: await fillWelderPrompt("system", o.workspace.root, {}),
       prompt: await fillWelderPrompt("reference", o.workspace.root, {
         name: o.name,
@@ -134,16 +141,7 @@ export async function weld(o: WeldOptions): Promise<WeldResult> {
         param_rule: params,
       }),
       purpose: "welder-reference",
-      maxTokens: o.maxTokens,
-      attempts: o.attempts,
-      signal: o.signal,
-      async check(reply) {
-        const parsed = parseReferenceReply(reply);
-        if (!parsed.ok) {
-          return { ok: false, verdict: "rejected", reason: parsed.reason, feedback: parsed.reason };
-        }
-        return await checkReference(ctx1, parsed.value.python, parsed.value.entry);
-      },
+      check: checkParsed(parseReferenceReply, (v) => checkReference(ctx1, v.python, v.entry)),
       async record(turn) {
         attempts.stage1++;
         const parsed = parseReferenceReply(turn.reply);
@@ -173,7 +171,7 @@ export async function weld(o: WeldOptions): Promise<WeldResult> {
     const size = harness.backend!.kind === "sim" ? "test" : "bench";
     const stage2: Stage2Value = await converse<Stage2Value>({
       stage: 2,
-      provider: timed,
+      ...asking,
       system: systemPrompt(await loadPrompts(o.workspace.root), {
         kernel: o.name,
         functionNames: functionNamesOf(problem),
@@ -188,16 +186,10 @@ export async function weld(o: WeldOptions): Promise<WeldResult> {
         function_names: functionNamesOf(problem).map((n) => `\`${n}\``).join(", "),
       }),
       purpose: "welder-kernel",
-      maxTokens: o.maxTokens,
-      attempts: o.attempts,
-      signal: o.signal,
-      async check(reply) {
-        const parsed = parseKernelReply(reply);
-        if (!parsed.ok) {
-          return { ok: false, verdict: "rejected", reason: parsed.reason, feedback: parsed.reason };
-        }
-        return await checkKernel(o.name, staging, harness!, o.backend, parsed.value);
-      },
+      check: checkParsed(
+        parseKernelReply,
+        (kernel) => checkKernel(o.name, staging, harness!, o.backend, kernel),
+      ),
       async record(turn) {
         attempts.stage2++;
         const parsed = parseKernelReply(turn.reply);

@@ -15,9 +15,9 @@ import { redactor } from "../providers/errors.ts";
 import { AttemptDB } from "../attempts/db.ts";
 import { bestOf, currentOf, lastRoundOf } from "../attempts/queries.ts";
 import { type AttemptEntry, newAttemptId } from "../attempts/schema.ts";
-import { type TranscriptCall, writeTranscript } from "../attempts/transcripts.ts";
+import type { TranscriptCall } from "../attempts/transcripts.ts";
+import { attemptEntry } from "../attempts/entry.ts";
 import { gainCurve } from "../plot.ts";
-import { sha256Hex } from "../../util/hash.ts";
 import type { Workspace } from "../../registry/workspace.ts";
 import type { RunRecord } from "../../store/schema.ts";
 import { type CandidateResult, RoundShared, runCandidate } from "./candidate.ts";
@@ -98,37 +98,16 @@ export class Lineage {
 
   /** The entry of an attempt that ended; its transcript is written now. */
   async entryOf(a: EntryParts): Promise<AttemptEntry> {
-    const transcript = a.calls.length
-      ? await writeTranscript(this.init.root, a.id, { calls: a.calls }, {
-        redact: this.init.secrets,
-      })
-      : null;
-    const v = a.verdict;
-    return {
-      version: 1,
-      id: a.id,
-      parentId: a.parentId,
-      kernel: this.kernel,
-      bucket: this.init.bucket,
-      round: a.round,
-      candidate: a.candidate,
-      retry: a.retry,
-      time: new Date().toISOString(),
-      provider: this.provider.name,
-      model: this.provider.model,
-      technique: a.technique,
-      source: a.source,
-      sourceSha256: await sha256Hex(a.source),
-      profile: a.profile,
-      bench: v.bench,
-      correctness: v.correctness,
-      verdict: v.verdict,
-      reason: v.reason,
-      deltaPct: v.deltaPct,
-      plausible: v.plausible,
-      tokens: a.tokens,
-      transcript,
-    };
+    const { verdict, reason, bench, correctness, deltaPct, plausible } = a.verdict;
+    return await attemptEntry(this.init, {
+      ...a,
+      verdict,
+      reason,
+      bench,
+      correctness,
+      deltaPct,
+      plausible,
+    });
   }
 
   /** Append an attempt to the AttemptDB (flushed) and say so. */
