@@ -419,7 +419,7 @@ public:
           callee == "UnresolvedMemberExpr" || callee == "MemberExpr")
         for (size_t i = 1; i < inner->items.size(); ++i)
           if (inner->items[i].str("kind") == "InitListExpr") brace_argument(inner->items[i], depth + 1);
-      float_cast(n, depth); // static_cast<bfloat>(h), (half)b, bfloat(h)
+      float_cast(n, depth); // static_cast<bfloat>(h) that failed
       // A struct in constant memory copied (P p = q; o[0] = kDefault;):
       // C++ for OpenCL's implicit copies take no __constant object.
       if (inner)
@@ -826,35 +826,16 @@ private:
         " = ::__mb::construct<::__mb::clean<decltype(" + var.str("name") + ")>>", 2, depth);
   }
   // Casts between half and bfloat, which clang refuses and MSL allows:
-  // static_cast<T>(x) -> ::__mb::fpcast<T>(x), (T)x -> ::__mb::fpcast<T>(x),
-  // T(x) -> ::__mb::construct<T>(x). Both keep every other cast's meaning.
+  // static_cast<T>(x) -> ::__mb::fpcast<T>(x), which keeps every other
+  // cast's meaning.
   void float_cast(const Json &n, int depth) {
     Range r;
     if (!resolve(n, &r) || r.end <= r.begin) return;
     const std::string &t = *files_[r.file].text;
-    if (t.compare(r.begin, 11, "static_cast") == 0) {
-      if (first_time(r, 's')) add(r.file, r.begin, 11, "::__mb::fpcast", 2, depth);
-      return;
-    }
-    if (n.str("kind") != "RecoveryExpr") return;
-    std::string type = n.get("type") ? n.get("type")->str("qualType") : "";
-    if (type.find("bfloat") == std::string::npos && type.find("half") == std::string::npos &&
-        type.find("__bf16") == std::string::npos && type.find("_Float16") == std::string::npos)
-      return;
-    if (t[r.begin] == '(') {
-      int level = 0;
-      size_t close = std::string::npos;
-      for (size_t i = r.begin; i < r.end && close == std::string::npos; ++i) {
-        if (t[i] == '(') ++level;
-        else if (t[i] == ')' && --level == 0) close = i;
-      }
-      if (close == std::string::npos || close + 1 >= r.end || !first_time(r, 's')) return;
-      add(r.file, r.begin, 1, "::__mb::fpcast<", 2, depth);
-      add(r.file, close, 1, ">(", 2, depth);
-      add(r.file, r.end, 0, ")", 0, depth);
-    }
-    // (bfloat(h) and half(b) are the shim's macros: no rewrite here, which
-    // would also catch a failed call such as op.f<half>().)
+    // (bfloat(h) and half(b) are the shim's macros; a C-style (bfloat)h
+    // stays refused, with clang's message.)
+    if (t.compare(r.begin, 11, "static_cast") == 0 && first_time(r, 's'))
+      add(r.file, r.begin, 11, "::__mb::fpcast", 2, depth);
   }
   // Fewer initializers than the vector type's components.
   static bool short_list(const Json &var, const Json &list) {
@@ -1041,7 +1022,6 @@ private:
 
 public:
   bool bad_template_ = false;
-  bool user_code(const Json &n) const { return in_user_code(n); }
 
   // After visit(): the other kernels' threadgroup variables, except where
   // they are the target's own source (instantiations of one template).
@@ -1082,16 +1062,10 @@ AstResult analyze_kernel_ast(const std::string &json, const std::vector<SourceFi
   if (!parse_json_values(json, &decls, err)) return AstResult::Error;
   // Code outside namespace __mbu would escape the checks below (inline
   // assembly at global scope, say): the user's code must not close it.
-  // (The shim opens __mbu too, for its namespace metal: only the kernel's
-  // files count.)
-  Analyzer an(files, out, err);
-  int cur = -1;
-  for (const Json &d : decls) an.index_locations(d, &cur);
   unsigned spaces = 0;
   bool whole = false;
   for (const Json &d : decls) {
-    if (d.str("kind") != "NamespaceDecl" || d.str("name") != "__mbu" || !an.user_code(d))
-      continue;
+    if (d.str("kind") != "NamespaceDecl" || d.str("name") != "__mbu") continue;
     ++spaces;
     const Json *range = d.get("range");
     const Json *end = range ? range->get("end") : nullptr;
@@ -1101,6 +1075,9 @@ AstResult analyze_kernel_ast(const std::string &json, const std::vector<SourceFi
     *err = "the source closes or reopens the simulator's namespace __mbu (unbalanced braces?)";
     return AstResult::Error;
   }
+  Analyzer an(files, out, err);
+  int cur = -1;
+  for (const Json &d : decls) an.index_locations(d, &cur);
   for (const Json &d : decls) an.find_kernels(d, function, "");
   const Json *kernel = an.target();
   if (!kernel) return AstResult::NotFound;

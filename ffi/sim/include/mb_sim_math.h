@@ -126,7 +126,7 @@ template <class E> __MB_INL E rotate1(E x, E y) {
 }
 } // namespace __mb
 
-__MB_METAL_BEGIN
+namespace metal {
 namespace __math {
 #define __MB_FP1(name, body)                                                                         \
   template <class T, __mb::req<__mb::is_fp<T>> = 0> __MB_INL T name(T x) {                          \
@@ -497,4 +497,4 @@ using namespace metal::__math;
 __MB_MATH_NAMES(__MB_USING)
 }
 #undef __MB_USING
-__MB_METAL_END
+} // namespace metal

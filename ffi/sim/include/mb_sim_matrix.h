@@ -5,7 +5,7 @@
 
 #include "mb_sim_math.h"
 
-__MB_METAL_BEGIN
+namespace metal {
 // ---- packed vectors ---------------------------------------------------------
 template <class T, int N> struct __packed_storage;
 template <class T> struct __packed_storage<T, 2> {
@@ -70,7 +70,7 @@ template <class T, int N> struct packed_vec : __packed_storage<T, N> {
   __MB_PACKED_ASSIGN(/)
 #undef __MB_PACKED_ASSIGN
 };
-__MB_METAL_END
+} // namespace metal
 
 namespace __mb {
 template <class T> struct packed_of {
@@ -88,7 +88,7 @@ template <class A> __MB_INL auto unpack(A a) {
 }
 } // namespace __mb
 
-__MB_METAL_BEGIN
+namespace metal {
 #define __MB_PACKED_OP(op)                                                                           \
   template <class T, int N, class B>                                                                 \
   __MB_INL auto operator op(const packed_vec<T, N> &a, const B &b)                                  \
@@ -107,7 +107,7 @@ __MB_PACKED_OP(/)
 template <class T, int N> __MB_INL vec<T, N> operator-(const packed_vec<T, N> &a) {
   return -vec<T, N>(a);
 }
-__MB_METAL_END
+} // namespace metal
 
 #define __MB_PACKED(T, name)                                                                         \
   typedef metal::packed_vec<T, 2> packed_##name##2;                                                 \
@@ -127,7 +127,7 @@ __MB_PACKED(bfloat, bfloat)
 #undef __MB_PACKED
 
 // ---- matrices ------------------------------------------------------------------
-__MB_METAL_BEGIN
+namespace metal {
 // matrix<T, C, R>: C columns of vec<T, R> (floatCxR), column-major.
 template <class T, int C, int R> struct matrix {
   static_assert(C >= 2 && C <= 4 && R >= 2 && R <= 4, "matrices are 2x2 to 4x4");
@@ -247,7 +247,7 @@ template <class T> __MB_INL T determinant(const matrix<T, 4, 4> &m) {
   }
   return d;
 }
-__MB_METAL_END
+} // namespace metal
 
 #define __MB_MATRICES(T)                                                                             \
   typedef metal::matrix<T, 2, 2> T##2x2;                                                            \

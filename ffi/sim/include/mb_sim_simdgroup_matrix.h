@@ -21,7 +21,7 @@ __MB_INL frag_pos frag_of(unsigned lane) {
 __MB_INL unsigned my_lane() { return rt()->thread_index() % MB_SIM_SIMD_WIDTH; }
 } // namespace __mb
 
-__MB_METAL_BEGIN
+namespace metal {
 template <class T, int Cols, int Rows> struct simdgroup_matrix {
   static_assert(Cols == 8 && Rows == 8, "the simulator supports 8x8 simdgroup matrices");
   static_assert(__mb::is_fp<T>, "simdgroup_matrix holds float, half or bfloat");
@@ -75,7 +75,7 @@ __MB_INL void simdgroup_store(const simdgroup_matrix<T, C, R> &a, P *dst,
     dst[(matrix_origin.y + r) * elements_per_row + matrix_origin.x + c] = a.__e[j];
   }
 }
-__MB_METAL_END
+} // namespace metal
 
 namespace __mb {
 // The operands one lane contributes to a multiply-accumulate.
@@ -117,7 +117,7 @@ void c_mma(mb_simd_slot *const *lanes, unsigned) {
 }
 } // namespace __mb
 
-__MB_METAL_BEGIN
+namespace metal {
 template <class D, class A, class B, class C>
 __MB_INL void simdgroup_multiply_accumulate(simdgroup_matrix<D, 8, 8> &d,
                                             const simdgroup_matrix<A, 8, 8> &a,
@@ -141,4 +141,4 @@ __MB_INL simdgroup_matrix<T, 8, 8> operator*(const simdgroup_matrix<T, 8, 8> &a,
   simdgroup_multiply(d, a, b);
   return d;
 }
-__MB_METAL_END
+} // namespace metal

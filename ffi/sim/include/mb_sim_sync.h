@@ -260,7 +260,7 @@ template <class T> __MB_INL T &vref(T &r, __MB_SITE_PARAMS) {
 }
 } // namespace __mb
 
-__MB_METAL_BEGIN
+namespace metal {
 // ---- barriers ---------------------------------------------------------
 enum class mem_flags : unsigned {
   mem_none = 0,
@@ -480,7 +480,7 @@ template <class T, class U>
 __MB_INL T atomic_fetch_xor_explicit(volatile atomic<T> *obj, U v, memory_order) {
   return __atomic_fetch_xor(&obj->__v, (T)v, __ATOMIC_RELAXED);
 }
-__MB_METAL_END
+} // namespace metal
 
 // ---- threadgroup variables ----------------------------------------------
 // The compile step rewrites each kernel-scope `threadgroup T name;` into

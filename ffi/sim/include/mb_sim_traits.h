@@ -2,7 +2,7 @@
 // use (MLX's among them), beside the common part in mb_sim_types.h.
 #pragma once
 
-__MB_METAL_BEGIN
+namespace metal {
 template <bool B> using bool_constant = integral_constant<bool, B>;
 template <class...> struct conjunction : true_type {};
 template <class B> struct conjunction<B> : B {};
@@ -104,4 +104,4 @@ template <class T> struct is_scalar_or_vector : bool_constant<is_scalar_v<T> || 
 // which lets it keep the value in scalar registers). On the CPU it is T.
 template <class T> using uniform = T;
 template <class T> __attribute__((always_inline)) constexpr T make_uniform(T x) { return x; }
-__MB_METAL_END
+} // namespace metal

@@ -97,29 +97,12 @@ __MB_VEC(bfloat, bfloat)
 __MB_VEC(signed char, bool)
 #undef __MB_VEC
 
-// Where the shim's `metal` lives. The kernel is compiled inside namespace
-// __mbu; with __MB_METAL_IN_MBU the shim's metal is __mbu::metal (::metal an
-// alias of it), so a kernel that opens `namespace metal { ... }` to add
-// overloads (as MLX's bf16_math.h does) extends the shim's namespace, as on
-// Metal, instead of hiding it. It needs the compile step's check "exactly one
-// namespace __mbu" to count only the kernel's own file; until then ::metal.
-#ifdef __MB_METAL_IN_MBU
-#define __MB_METAL_BEGIN                                                                             \
-  namespace __mbu {                                                                                  \
-  namespace metal {
-#define __MB_METAL_END                                                                               \
-  }                                                                                                  \
-  }
-#else
-#define __MB_METAL_BEGIN namespace metal {
-#define __MB_METAL_END }
-#endif
-__MB_METAL_BEGIN
+// The shim's `metal` is ::metal; a kernel's own `namespace metal { ... }`
+// (in the compile step's namespace __mbu) sees its names through
+// mb_sim_kernel_ns.h.
+namespace metal {
 template <class T, int N> using vec = T __attribute__((ext_vector_type(N)));
-__MB_METAL_END
-#ifdef __MB_METAL_IN_MBU
-namespace metal = ::__mbu::metal;
-#endif
+} // namespace metal
 
 // ---- internal traits -------------------------------------------------------
 namespace __mb {
@@ -278,7 +261,7 @@ template <class T, class U> __attribute__((always_inline)) constexpr T vcast(U &
 } // namespace __mb
 
 // ---- metal type traits (the commonly used part of metal_type_traits) ------
-__MB_METAL_BEGIN
+namespace metal {
 template <bool B, class T = void> struct enable_if {};
 template <class T> struct enable_if<true, T> { using type = T; };
 template <bool B, class T = void> using enable_if_t = typename enable_if<B, T>::type;
@@ -323,10 +306,10 @@ template <class T, size_t N> struct array {
   T &operator[](size_t i) { return __elems[i]; }
   constexpr const T &operator[](size_t i) const { return __elems[i]; }
 };
-__MB_METAL_END
+} // namespace metal
 
 // ---- limits and constants ----------------------------------------------
-__MB_METAL_BEGIN
+namespace metal {
 template <class T> struct numeric_limits {
   static constexpr bool is_specialized = false;
 };
@@ -379,7 +362,7 @@ __MB_LIMITS_FP(half, half(0x1p-14f), half(-65504.0f), half(65504.0f), half(0x1p-
 __MB_LIMITS_FP(bfloat, bfloat(0x1p-126f), bfloat(-0x1.fep127f), bfloat(0x1.fep127f),
                bfloat(0x1p-7f), 8)
 #undef __MB_LIMITS_FP
-__MB_METAL_END
+} // namespace metal
 
 #define MAXFLOAT 0x1.fffffep127f
 #define HUGE_VALF __builtin_huge_valf()
@@ -440,9 +423,9 @@ __MB_METAL_END
 #define M_SQRT1_2_H ((half)M_SQRT1_2_F)
 
 // as_type<T>(x): reinterpret the bits (same size required, as in MSL).
-__MB_METAL_BEGIN
+namespace metal {
 template <class T, class U> __attribute__((always_inline)) inline T as_type(U x) {
   static_assert(sizeof(T) == sizeof(U), "as_type<T>(x) needs sizeof(T) == sizeof(x)");
   return __builtin_bit_cast(T, x);
 }
-__MB_METAL_END
+} // namespace metal

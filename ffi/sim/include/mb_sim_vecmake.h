@@ -17,9 +17,6 @@ template <class E, class A> __attribute__((always_inline)) inline void vput(E *o
   }
 }
 template <class A> constexpr int width = vt<clean<A>>::N;
-template <class V, class A> __attribute__((always_inline)) inline V vconvert(A a) {
-  return convert<V>(a);
-}
 } // namespace __mb
 
 template <class V, class... A> __attribute__((always_inline)) inline V __mb_vmake_(A... a) {
@@ -29,7 +26,7 @@ template <class V, class... A> __attribute__((always_inline)) inline V __mb_vmak
     return V{};
   } else if constexpr (sizeof...(A) == 1 && (__mb::is_vec<A> && ...)) {
     static_assert(((__mb::width<A> == N) && ...), "vector conversion needs the same width");
-    return __mb::vconvert<V>(a...);
+    return __mb::convert<V>(a...);
   } else if constexpr (sizeof...(A) == 1) {
     return V((E)(a + ...)); // splat: the one argument
   } else {
@@ -46,9 +43,9 @@ template <class V, class... A> __attribute__((always_inline)) inline V __mb_vmak
 template <class V, class... A> __attribute__((always_inline)) inline V __mb_vmake(A... a) {
   return __mb_vmake_<V>(__mb::unpack(a)...);
 }
-__MB_METAL_BEGIN
+namespace metal {
 using ::__mb_vmake;
-__MB_METAL_END
+} // namespace metal
 
 namespace __mb {
 // T(args) as MSL reads it: a vector constructor when T is a vector type
