@@ -275,7 +275,8 @@ export const MatmulEntry = z.object({
 export type MatmulEntry = z.infer<typeof MatmulEntry>;
 
 /** Scan, row-reduction and full-reduction templates (templates_reduce.ts). */
-export const { ScanEntry, RowReduceEntry, ReduceEntry } = reduceTemplateSchemas({
+/** The building blocks the template modules' schemas are made of. */
+const PARTS = {
   common: Common,
   Name,
   Dim,
@@ -285,7 +286,8 @@ export const { ScanEntry, RowReduceEntry, ReduceEntry } = reduceTemplateSchemas(
   Distribution,
   Sizes,
   FunctionConstants,
-});
+};
+export const { ScanEntry, RowReduceEntry, ReduceEntry } = reduceTemplateSchemas(PARTS);
 export type ScanEntry = z.infer<typeof ScanEntry>;
 export type RowReduceEntry = z.infer<typeof RowReduceEntry>;
 export type ReduceEntry = z.infer<typeof ReduceEntry>;
@@ -295,16 +297,7 @@ export const PoolEntry = poolTemplateSchema({ common: Common, Name, Sizes });
 export type PoolEntry = z.infer<typeof PoolEntry>;
 
 /** A convolution over channels-last tensors (templates_conv.ts). */
-export const ConvEntry = convTemplateSchema({
-  common: Common,
-  Name,
-  Dim,
-  Value,
-  Dtype,
-  ScalarDtype,
-  Distribution,
-  Sizes,
-});
+export const ConvEntry = convTemplateSchema(PARTS);
 export type ConvEntry = z.infer<typeof ConvEntry>;
 
 export const RegistryEntry = z.preprocess(

@@ -50,22 +50,16 @@
  */
 import { z } from "zod";
 import type * as S from "./schema.ts";
+import type { SchemaParts } from "./templates_reduce.ts";
 
 type DimT = typeof S.Dim._output;
 
 const SPATIAL: Record<1 | 2 | 3, string[]> = { 1: ["L"], 2: ["H", "W"], 3: ["D", "H", "W"] };
 
 // deno-lint-ignore explicit-module-boundary-types
-export function convTemplateSchema<C extends z.ZodRawShape>(p: {
-  common: C;
-  Name: z.ZodString;
-  Dim: typeof S.Dim;
-  Value: typeof S.Value;
-  Dtype: typeof S.Dtype;
-  ScalarDtype: typeof S.ScalarDtype;
-  Distribution: typeof S.Distribution;
-  Sizes: typeof S.Sizes;
-}) {
+export function convTemplateSchema<C extends z.ZodRawShape>(
+  p: Omit<SchemaParts<C>, "FunctionConstants">,
+) {
   const Extent = z.array(p.Dim).min(1).max(3);
   return z.object({
     template: z.literal("conv"),
