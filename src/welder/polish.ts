@@ -12,7 +12,6 @@ import { DEFAULT_REFERENCE_TIMEOUT_S } from "../bench/reference_mlx.ts";
 import { docsCommand } from "../cli/docs_command.ts";
 import { CliError, EXIT } from "../cli/exit_codes.ts";
 import { printError } from "../cli/errors.ts";
-import { judgeRecord, VerifierError } from "../agent/verifier/verifier.ts";
 import { fenced } from "../agent/prompts.ts";
 import { loadPrompts, systemPrompt } from "../agent/prompts.ts";
 import { functionNamesOf, registryEntryText } from "../agent/optimizer/context.ts";
@@ -25,7 +24,7 @@ import { oneLine, WeldFailure } from "./failure.ts";
 import { fillWelderPrompt } from "./prompts.ts";
 import { WeldRecorder } from "./record.ts";
 import { parseKernelReply } from "./reply.ts";
-import { checkOptions } from "./stage2.ts";
+import { benchmarkKernel } from "./stage2.ts";
 import {
   heldSecrets,
   type WelderFlags,
@@ -91,31 +90,18 @@ export async function polishCommand(name: string, f: WelderFlags): Promise<numbe
           return { ok: false, verdict: "rejected", reason: parsed.reason, feedback: parsed.reason };
         }
         await Deno.writeTextFile(staged, parsed.value);
-        const [out] = await harness.benchmark(
+        const { record, failure } = await benchmarkKernel(
+          harness,
           problem,
-          [sourceFromFile(staged, "candidate")],
-          checkOptions(backend),
+          sourceFromFile(staged, "candidate"),
+          backend,
         );
-        let failure;
-        try {
-          failure = judgeRecord(out.record);
-        } catch (e) {
-          if (e instanceof VerifierError) {
-            throw new WeldFailure(2, `the benchmark could not check it: ${oneLine(e.message)}`);
-          }
-          throw e;
-        }
-        if (failure) {
-          const feedback = failure.feedback
-            ? `${failure.reason}\n${failure.feedback}`
-            : failure.reason;
-          return { ok: false, verdict: failure.verdict, reason: oneLine(failure.reason), feedback };
-        }
+        if (failure) return failure;
         return {
           ok: true,
           verdict: "baseline",
           reason: "polished for review; passed the whole correctness protocol again",
-          value: { source: parsed.value, record: out.record },
+          value: { source: parsed.value, record },
         };
       },
       async record(turn) {
