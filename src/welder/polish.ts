@@ -20,7 +20,7 @@ import { replaceKernelFile } from "../agent/loop/kernel_file.ts";
 import { loadRegistry, resolveKernelSource } from "../registry/load.ts";
 import type { RunRecord } from "../store/schema.ts";
 import { converse } from "./converse.ts";
-import { oneLine, WeldFailure } from "./failure.ts";
+import { WeldFailure } from "./failure.ts";
 import { fillWelderPrompt } from "./prompts.ts";
 import { WeldRecorder } from "./record.ts";
 import { parseKernelReply } from "./reply.ts";
